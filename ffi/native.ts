@@ -1,0 +1,156 @@
+/**
+ * `NativeLibrary`: the owner of the opened libedgemoe, with typed, checked
+ * wrappers around its exports. Shapes and lengths are checked here before a
+ * call and again on the native side.
+ *
+ * @module
+ */
+import { EdgeMoeError, errorFromStatus } from "../src/errors.ts";
+import { CPU_FEATURE_BITS, type Symbols } from "./symbols.ts";
+import { type LoadOptions, openNativeLibrary } from "./load.ts";
+
+const decoder = new TextDecoder();
+
+function checkLength(op: string, name: string, got: number, want: number): void {
+  if (got !== want) throw new EdgeMoeError("invalid_argument", op, `${name} has ${got} elements, expected ${want}`);
+}
+
+function checkDims(op: string, rows: number, cols: number): void {
+  for (const [name, v] of [["rows", rows], ["cols", cols]] as const) {
+    if (!Number.isSafeInteger(v) || v < 0) {
+      throw new EdgeMoeError("invalid_argument", op, `${name} must be a non-negative integer, got ${v}`);
+    }
+  }
+}
+
+/** The opened native library. Close it (or use `using`) when done. */
+export class NativeLibrary implements Disposable {
+  #dl: Deno.DynamicLibrary<typeof import("./symbols.ts").symbols> | undefined;
+  #sym: Symbols;
+  /** The file that was opened. */
+  readonly path: string;
+  /** The instruction-set variant it was built for, e.g. `"x86_64-avx512"`. */
+  readonly variant: string;
+  readonly #features: bigint;
+
+  private constructor(dl: Deno.DynamicLibrary<typeof import("./symbols.ts").symbols>, path: string) {
+    this.#dl = dl;
+    this.#sym = dl.symbols;
+    this.path = path;
+    this.variant = this.#text("build variant", (buf, cap, len) => this.#sym.emoe_build_variant(buf, cap, len));
+    const f = new BigUint64Array(1);
+    this.#check("cpu features", this.#sym.emoe_cpu_features(f));
+    this.#features = f[0];
+  }
+
+  /**
+   * Finds, opens and ABI-checks the library.
+   *
+   * @throws {EdgeMoeError} see `openNativeLibrary`.
+   */
+  static open(opts: LoadOptions = {}): NativeLibrary {
+    const { dl, path } = openNativeLibrary(opts);
+    return new NativeLibrary(dl, path);
+  }
+
+  /** CPU features detected at run time, by name. */
+  cpuFeatures(): string[] {
+    return Object.entries(CPU_FEATURE_BITS).filter(([, bit]) => (this.#features >> BigInt(bit)) & 1n).map(([n]) => n);
+  }
+
+  /** `a · b` for two f32 vectors of equal length. */
+  dotF32(a: Float32Array, b: Float32Array): number {
+    const op = "dot f32";
+    checkLength(op, "b", b.length, a.length);
+    const out = new Float32Array(1);
+    this.#check(op, this.#syms().emoe_dot_f32(a, BigInt(a.length), b, BigInt(b.length), out));
+    return out[0];
+  }
+
+  /** `y = W·x` with W row-major f32 `rows × cols`. */
+  matvecF32(w: Float32Array, x: Float32Array, y: Float32Array, rows: number, cols: number): void {
+    const op = "matvec f32";
+    this.#shape(op, w.length, x.length, y.length, rows, cols);
+    this.#check(
+      op,
+      this.#syms().emoe_matvec_f32(
+        w,
+        BigInt(w.length),
+        x,
+        BigInt(x.length),
+        y,
+        BigInt(y.length),
+        BigInt(rows),
+        BigInt(cols),
+      ),
+    );
+  }
+
+  /** `y = W·x` with W row-major IEEE half floats (as raw `Uint16Array` bits) `rows × cols`. */
+  matvecF16(w: Uint16Array, x: Float32Array, y: Float32Array, rows: number, cols: number): void {
+    const op = "matvec f16";
+    this.#shape(op, w.length, x.length, y.length, rows, cols);
+    this.#check(
+      op,
+      this.#syms().emoe_matvec_f16(
+        w,
+        BigInt(w.length),
+        x,
+        BigInt(x.length),
+        y,
+        BigInt(y.length),
+        BigInt(rows),
+        BigInt(cols),
+      ),
+    );
+  }
+
+  /** Closes the library. Idempotent. */
+  close(): void {
+    this.#dl?.close();
+    this.#dl = undefined;
+  }
+
+  /** Same as `close()`. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #syms(): Symbols {
+    if (!this.#dl) throw new EdgeMoeError("closed", "native call", "the native library was closed");
+    return this.#sym;
+  }
+
+  #shape(op: string, wLen: number, xLen: number, yLen: number, rows: number, cols: number): void {
+    checkDims(op, rows, cols);
+    checkLength(op, "w", wLen, rows * cols);
+    checkLength(op, "x", xLen, cols);
+    checkLength(op, "y", yLen, rows);
+  }
+
+  #lastError(): string {
+    return this.#text("last error", (buf, cap, len) => this.#sym.emoe_last_error(buf, cap, len));
+  }
+
+  #text(op: string, fn: (buf: Uint8Array, cap: bigint, len: BigUint64Array) => number): string {
+    const buf = new Uint8Array(512);
+    const len = new BigUint64Array(1);
+    if (fn(buf, BigInt(buf.length), len) !== 0) {
+      throw new EdgeMoeError("native_error", op, "could not read text from the native library");
+    }
+    return decoder.decode(buf.subarray(0, Math.min(Number(len[0]), buf.length)));
+  }
+
+  #check(op: string, status: number): void {
+    const err = errorFromStatus(status, op, status === 0 ? "" : this.#lastError());
+    if (err) throw err;
+  }
+}
+
+let shared: NativeLibrary | undefined;
+
+/** The process-wide library, opened on first use with default options. */
+export function nativeLibrary(): NativeLibrary {
+  shared ??= NativeLibrary.open();
+  return shared;
+}

@@ -1,0 +1,58 @@
+/**
+ * The one symbol table of libedgemoe. Each entry carries the C signature in a
+ * comment; tests/ffi_symbols_test.ts checks it against zig/src/root.zig.
+ *
+ * Conventions: `usize` parameters take `bigint`; pointers to caller memory are
+ * `buffer` (a TypedArray); every function but `emoe_abi_version` returns an
+ * i32 status (0 ok, negative failure; see src/errors.ts).
+ *
+ * @module
+ */
+
+/** The ABI version these bindings speak; must equal `emoe_abi_version()`. */
+export const ABI_VERSION = 1;
+
+/** Bit positions of `emoe_cpu_features` (zig/src/cpu.zig `Feature`). */
+export const CPU_FEATURE_BITS = {
+  avx2: 0,
+  fma: 1,
+  f16c: 2,
+  avx512f: 3,
+  avx512bw: 4,
+  avx512vl: 5,
+  avx512dq: 6,
+  avx512vnni: 7,
+  avx512bf16: 8,
+  amx_int8: 9,
+  neon: 16,
+  dotprod: 17,
+} as const;
+
+/** The symbols, as `Deno.dlopen` wants them. */
+export const symbols = {
+  /** u32 emoe_abi_version(void) */
+  emoe_abi_version: { parameters: [], result: "u32" },
+  /** i32 emoe_last_error(u8* buf, usize cap, usize* out_len) */
+  emoe_last_error: { parameters: ["buffer", "usize", "buffer"], result: "i32" },
+  /** i32 emoe_cpu_features(u64* out) */
+  emoe_cpu_features: { parameters: ["buffer"], result: "i32" },
+  /** i32 emoe_build_variant(u8* buf, usize cap, usize* out_len) */
+  emoe_build_variant: { parameters: ["buffer", "usize", "buffer"], result: "i32" },
+  /** i32 emoe_build_supported(u32* out) */
+  emoe_build_supported: { parameters: ["buffer"], result: "i32" },
+  /** i32 emoe_dot_f32(f32* a, usize a_len, f32* b, usize b_len, f32* out) */
+  emoe_dot_f32: { parameters: ["buffer", "usize", "buffer", "usize", "buffer"], result: "i32" },
+  /** i32 emoe_matvec_f32(f32* w, usize w_len, f32* x, usize x_len, f32* y, usize y_len, usize rows, usize cols) */
+  emoe_matvec_f32: {
+    parameters: ["buffer", "usize", "buffer", "usize", "buffer", "usize", "usize", "usize"],
+    result: "i32",
+  },
+  /** i32 emoe_matvec_f16(u16* w, usize w_len, f32* x, usize x_len, f32* y, usize y_len, usize rows, usize cols) */
+  emoe_matvec_f16: {
+    parameters: ["buffer", "usize", "buffer", "usize", "buffer", "usize", "usize", "usize"],
+    result: "i32",
+  },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** The opened library's symbol functions. */
+export type Symbols = Deno.DynamicLibrary<typeof symbols>["symbols"];

@@ -1,0 +1,17 @@
+/**
+ * edgemoe: run Mixture-of-Experts language models on machines that do not have
+ * the memory for them.
+ *
+ * @example
+ * ```ts
+ * import { NativeLibrary } from "@edgemoe/edgemoe";
+ * using lib = NativeLibrary.open();
+ * console.log(lib.variant, lib.dotF32(new Float32Array([1, 2]), new Float32Array([3, 4])));
+ * ```
+ *
+ * @module
+ */
+export { EdgeMoeError, type EdgeMoeErrorCode, type EdgeMoeErrorOptions } from "./src/errors.ts";
+export { NativeLibrary } from "./ffi/native.ts";
+export type { LoadOptions } from "./ffi/load.ts";
+export { VERSION } from "./src/version.ts";

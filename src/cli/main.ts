@@ -1,0 +1,55 @@
+/**
+ * The `edgemoe` command line: `edgemoe SUBCOMMAND [ARGS...]`.
+ * One file per subcommand in this folder.
+ *
+ * @module
+ */
+import { EdgeMoeError } from "../errors.ts";
+import { VERSION } from "../version.ts";
+import { info } from "./info.ts";
+
+/** A subcommand: its one-line summary and its entry point. */
+interface Command {
+  summary: string;
+  run(args: string[]): Promise<number> | number;
+}
+
+const COMMANDS: Record<string, Command> = {
+  info: { summary: "show the native library, its CPU variant and features", run: info },
+};
+
+function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(12)} ${c.summary}`);
+  return `edgemoe ${VERSION}: run Mixture-of-Experts models larger than memory\n\nusage: edgemoe COMMAND [ARGS...]\n\ncommands:\n${
+    lines.join("\n")
+  }\n  help         show this text\n  version      print the version\n\nRun \`edgemoe COMMAND --help\` for a command's flags.`;
+}
+
+/** Runs the CLI with `args`; returns the exit code. Errors are printed, not thrown. */
+export async function main(args: string[]): Promise<number> {
+  const [name, ...rest] = args;
+  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+    console.log(usage());
+    return name === undefined ? 2 : 0;
+  }
+  if (name === "version" || name === "--version") {
+    console.log(VERSION);
+    return 0;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    console.error(`edgemoe: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    return await cmd.run(rest);
+  } catch (e) {
+    if (e instanceof EdgeMoeError) {
+      console.error(`edgemoe ${name}: error [${e.code}] ${e.message}`);
+      return 1;
+    }
+    throw e;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,156 @@
+//! libedgemoe: the only export block. Every function here takes pointer+length
+//! pairs, returns a `Status` as i32 (0 ok, negative failure) and writes created
+//! objects and results through out-pointers. Detail text for a failure comes
+//! from `emoe_last_error`. Nothing panics across this boundary: bodies return
+//! `status.Error!void` and `status.call` maps errors through one exhaustive
+//! switch.
+//!
+//! The TypeScript twin of this block is ffi/symbols.ts; tests/ffi_symbols_test.ts
+//! checks that both agree on every name and parameter type.
+const std = @import("std");
+const status = @import("c_api/status.zig");
+const cpu = @import("cpu.zig");
+const matvec = @import("kernels/matvec.zig");
+const f32k = @import("kernels/f32.zig");
+
+/// Bumped whenever an export changes name, parameters or meaning.
+pub const abi_version: u32 = 1;
+
+const Error = status.Error;
+
+/// Turns a C pointer+length pair into a slice, checking null and alignment.
+fn slice(comptime T: type, ptr: ?[*]const T, len: usize, name: []const u8) Error![]const T {
+    if (len == 0) return &.{};
+    const p = ptr orelse return status.fail(error.NullPointer, "{s} is null but its length is {d}", .{ name, len });
+    if (@intFromPtr(p) % @alignOf(T) != 0)
+        return status.fail(error.InvalidArgument, "{s} is not aligned to {d} bytes", .{ name, @alignOf(T) });
+    return p[0..len];
+}
+
+fn sliceMut(comptime T: type, ptr: ?[*]T, len: usize, name: []const u8) Error![]T {
+    const s = try slice(T, ptr, len, name);
+    return @constCast(s);
+}
+
+fn copyText(text: []const u8, buf: ?[*]u8, cap: usize, out_len: ?*usize) Error!void {
+    const dst = try sliceMut(u8, buf, cap, "buf");
+    const n = @min(text.len, dst.len);
+    @memcpy(dst[0..n], text[0..n]);
+    if (out_len) |o| o.* = text.len;
+}
+
+fn checkShape(rows: usize, cols: usize, w_len: usize, x_len: usize, y_len: usize) Error!void {
+    const need = std.math.mul(usize, rows, cols) catch
+        return status.fail(error.InvalidArgument, "rows {d} x cols {d} overflows", .{ rows, cols });
+    if (w_len != need) return status.fail(error.LengthMismatch, "w has {d} elements, expected rows*cols = {d}", .{ w_len, need });
+    if (x_len != cols) return status.fail(error.LengthMismatch, "x has {d} elements, expected cols = {d}", .{ x_len, cols });
+    if (y_len != rows) return status.fail(error.LengthMismatch, "y has {d} elements, expected rows = {d}", .{ y_len, rows });
+}
+
+// ---------------------------------------------------------------------------
+// Bodies: plain Zig returning errors; the exports below only map them.
+
+fn cpuFeatures(out: ?*u64) Error!void {
+    const o = out orelse return status.fail(error.NullPointer, "out is null", .{});
+    o.* = cpu.detect();
+}
+
+fn buildSupported(out: ?*u32) Error!void {
+    const o = out orelse return status.fail(error.NullPointer, "out is null", .{});
+    o.* = @intFromBool(cpu.buildSupported());
+}
+
+fn dotF32(a: ?[*]const f32, a_len: usize, b: ?[*]const f32, b_len: usize, out: ?*f32) Error!void {
+    const o = out orelse return status.fail(error.NullPointer, "out is null", .{});
+    if (a_len != b_len) return status.fail(error.LengthMismatch, "a has {d} elements, b has {d}", .{ a_len, b_len });
+    o.* = f32k.dot(try slice(f32, a, a_len, "a"), try slice(f32, b, b_len, "b"));
+}
+
+fn matvecAny(comptime W: type, w: ?[*]const W, w_len: usize, x: ?[*]const f32, x_len: usize, y: ?[*]f32, y_len: usize, rows: usize, cols: usize) Error!void {
+    try checkShape(rows, cols, w_len, x_len, y_len);
+    const ws = try slice(W, w, w_len, "w");
+    const xs = try slice(f32, x, x_len, "x");
+    const ys = try sliceMut(f32, y, y_len, "y");
+    switch (W) {
+        f32 => matvec.matvecF32(ws, xs, ys),
+        f16 => matvec.matvecF16(ws, xs, ys),
+        else => @compileError("no matvec for " ++ @typeName(W)),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Exports
+
+/// u32 emoe_abi_version(void)
+export fn emoe_abi_version() u32 {
+    return abi_version;
+}
+
+/// i32 emoe_last_error(u8* buf, usize cap, usize* out_len): copies the calling
+/// thread's last failure text (cut to `cap`), writes its full length.
+export fn emoe_last_error(buf: ?[*]u8, cap: usize, out_len: ?*usize) i32 {
+    return status.call(copyText(status.lastMessage(), buf, cap, out_len));
+}
+
+/// i32 emoe_cpu_features(u64* out): bitmask of cpu.Feature for this CPU.
+export fn emoe_cpu_features(out: ?*u64) i32 {
+    status.clear();
+    return status.call(cpuFeatures(out));
+}
+
+/// i32 emoe_build_variant(u8* buf, usize cap, usize* out_len): instruction set
+/// this library was compiled for, e.g. "x86_64-avx2".
+export fn emoe_build_variant(buf: ?[*]u8, cap: usize, out_len: ?*usize) i32 {
+    status.clear();
+    return status.call(copyText(cpu.variantName(), buf, cap, out_len));
+}
+
+/// i32 emoe_build_supported(u32* out): 1 if this CPU runs this build's code.
+export fn emoe_build_supported(out: ?*u32) i32 {
+    status.clear();
+    return status.call(buildSupported(out));
+}
+
+/// i32 emoe_dot_f32(f32* a, usize a_len, f32* b, usize b_len, f32* out)
+export fn emoe_dot_f32(a: ?[*]const f32, a_len: usize, b: ?[*]const f32, b_len: usize, out: ?*f32) i32 {
+    status.clear();
+    return status.call(dotF32(a, a_len, b, b_len, out));
+}
+
+/// i32 emoe_matvec_f32(f32* w, usize w_len, f32* x, usize x_len, f32* y, usize y_len, usize rows, usize cols)
+export fn emoe_matvec_f32(w: ?[*]const f32, w_len: usize, x: ?[*]const f32, x_len: usize, y: ?[*]f32, y_len: usize, rows: usize, cols: usize) i32 {
+    status.clear();
+    return status.call(matvecAny(f32, w, w_len, x, x_len, y, y_len, rows, cols));
+}
+
+/// i32 emoe_matvec_f16(u16* w, usize w_len, f32* x, usize x_len, f32* y, usize y_len, usize rows, usize cols)
+export fn emoe_matvec_f16(w: ?[*]const f16, w_len: usize, x: ?[*]const f32, x_len: usize, y: ?[*]f32, y_len: usize, rows: usize, cols: usize) i32 {
+    status.clear();
+    return status.call(matvecAny(f16, w, w_len, x, x_len, y, y_len, rows, cols));
+}
+
+test {
+    std.testing.refAllDecls(@This());
+    _ = status;
+    _ = cpu;
+    _ = matvec;
+    _ = f32k;
+    _ = @import("kernels/f16.zig");
+}
+
+test "exports reject bad shapes with a message" {
+    const w = [_]f32{ 1, 2, 3, 4 };
+    const x = [_]f32{ 1, 1 };
+    var y: [3]f32 = undefined;
+    const r = emoe_matvec_f32(&w, w.len, &x, x.len, &y, y.len, 3, 2);
+    try std.testing.expectEqual(@intFromEnum(status.Status.invalid_argument), r);
+    try std.testing.expect(std.mem.indexOf(u8, status.lastMessage(), "expected rows*cols = 6") != null);
+    const ok = emoe_matvec_f32(&w, w.len, &x, x.len, &y, 2, 2, 2);
+    try std.testing.expectEqual(@as(i32, 0), ok);
+    try std.testing.expectEqual(@as(f32, 3), y[0]);
+    try std.testing.expectEqual(@as(f32, 7), y[1]);
+    const huge = emoe_matvec_f32(&w, w.len, &x, x.len, &y, 2, std.math.maxInt(usize), 2);
+    try std.testing.expectEqual(@intFromEnum(status.Status.invalid_argument), huge);
+    const nul = emoe_dot_f32(null, 4, &w, 4, &y[0]);
+    try std.testing.expectEqual(@intFromEnum(status.Status.invalid_argument), nul);
+}
