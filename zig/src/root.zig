@@ -136,6 +136,7 @@ test {
     _ = matvec;
     _ = f32k;
     _ = @import("kernels/f16.zig");
+    _ = @import("kernels/types.zig");
 }
 
 test "exports reject bad shapes with a message" {
