@@ -7,6 +7,8 @@ Reads --run (the train.py output directory) and writes into --out:
   edgemoe-demo-q8_0.gguf   matrices Q8_0 (gguf-py's quantizer); norms and router F32 (the shipped file)
   reference.json           held-out token sequences, tokenizer test strings with their ids, file names
   reference_logits.f32     PyTorch logits for those sequences, little-endian f32, [seq][pos][vocab]
+  eval.txt                 held-out documents (about 64 KiB, whole sentences) for perplexity checks
+  calibration.txt          training documents (about 64 KiB, whole sentences) for bitwidth planning
 """
 
 import argparse
@@ -19,6 +21,7 @@ import torch
 from tokenizers import Tokenizer
 
 from model import MoeLM
+from train import read_documents, split_documents, token_byte_lengths
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
@@ -37,6 +40,44 @@ TOKENIZER_STRINGS = [
 ]
 N_SEQUENCES = 3
 SEQ_LEN = 64
+TEXT_SAMPLE_BYTES = 64 * 1024
+EVAL_WINDOW = 256  # eval.txt is scored in non-overlapping windows; the first token of each is context only
+
+
+def text_sample(docs: list[str], stride: int) -> str:
+    """The opening of every `stride`-th document, each cut at a sentence end, about TEXT_SAMPLE_BYTES in all."""
+    picked = docs[::stride]
+    per_doc = TEXT_SAMPLE_BYTES // len(picked)
+    parts = []
+    for doc in picked:
+        head = doc.encode()[:per_doc].decode(errors="ignore")
+        cut = head.rfind(". ")
+        parts.append(head[: cut + 1] if cut > 0 else head)
+    return "\n\n".join(parts) + "\n"
+
+
+@torch.no_grad()
+def score_text(model: MoeLM, tok: Tokenizer, text: str) -> dict:
+    """Perplexity and bits per byte of `text` (the windowing verify_llama.ts repeats with llama.cpp)."""
+    ids = tok.encode(text, add_special_tokens=False).ids
+    byte_len = token_byte_lengths(tok)
+    nll, predicted, n_bytes = 0.0, 0, 0
+    for start in range(0, len(ids) - 1, EVAL_WINDOW):
+        window = torch.tensor([ids[start : start + EVAL_WINDOW]], dtype=torch.long)
+        logits, _, _ = model(window)
+        logp = torch.log_softmax(logits[0, :-1].double(), dim=-1)
+        targets = window[0, 1:]
+        nll -= logp.gather(1, targets[:, None]).sum().item()
+        predicted += targets.numel()
+        n_bytes += int(byte_len[targets].sum())
+    return {
+        "window": EVAL_WINDOW,
+        "tokens": len(ids),
+        "predicted": predicted,
+        "bytes": n_bytes,
+        "perplexity": float(np.exp(nll / predicted)),
+        "bits_per_byte": nll / np.log(2) / n_bytes,
+    }
 
 
 def gguf_tensors(model: MoeLM) -> list[tuple[str, np.ndarray]]:
@@ -114,6 +155,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--run", type=Path, required=True, help="train.py --out directory")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--data", type=Path, required=True, help="node_modules/@stdlib of the npm install")
     args = p.parse_args()
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -129,8 +171,12 @@ def main() -> None:
     write_gguf(f32_path, cfg, tok, model, quantize=False)
     write_gguf(q8_path, cfg, tok, model, quantize=True)
 
+    train_docs, val_docs = split_documents(read_documents(args.data))
+    eval_text = text_sample(val_docs, 1)
+    (args.out / "eval.txt").write_text(eval_text, encoding="utf-8")
+    (args.out / "calibration.txt").write_text(text_sample(train_docs, 17), encoding="utf-8")
+
     # Held-out sequences: the first SEQ_LEN tokens of the first N_SEQUENCES validation documents.
-    val_docs = (args.run / "data" / "val.txt").read_text(encoding="utf-8").split("\n<|endoftext|>\n")
     sequences = [tok.encode(d, add_special_tokens=False).ids[:SEQ_LEN] for d in val_docs[:N_SEQUENCES]]
     with torch.no_grad():
         logits, _, _ = model(torch.tensor(sequences, dtype=torch.long))
@@ -141,6 +187,7 @@ def main() -> None:
         "n_vocab": cfg["n_vocab"],
         "sequences": sequences,
         "tokenizer_strings": [{"text": s, "ids": tok.encode(s, add_special_tokens=False).ids} for s in TOKENIZER_STRINGS],
+        "eval_torch": score_text(model, tok, eval_text),
     }
     (args.out / "reference.json").write_text(json.dumps(reference, indent=1, ensure_ascii=False) + "\n")
     print(f"wrote {f32_path} ({f32_path.stat().st_size} bytes), {q8_path} ({q8_path.stat().st_size} bytes)")

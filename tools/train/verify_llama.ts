@@ -19,6 +19,7 @@ const LIB_DIR = "/work/main/.tools/npm/node_modules/@node-llama-cpp/linux-x64/bi
 const PARAMS_BYTES = 1024; // llama_model_params / llama_context_params, passed by value (larger than both)
 const LOGIT_TOLERANCE = 1e-3;
 const GREEDY_TOKENS = 32;
+const LLAMA_FTYPE_MOSTLY_Q4_K_M = 15;
 const PROMPTS = [
   "Call me Ishmael. Some years ago",
   "Fellow-Citizens of the Senate and of the House of Representatives:",
@@ -50,6 +51,8 @@ const llama = Deno.dlopen(`${LIB_DIR}/libllama.v0.5.0.so`, {
   llama_backend_init: { parameters: [], result: "void" },
   llama_model_default_params: { parameters: [], result: opaque },
   llama_context_default_params: { parameters: [], result: opaque },
+  llama_model_quantize_default_params: { parameters: [], result: opaque },
+  llama_model_quantize: { parameters: ["buffer", "buffer", "buffer"], result: "u32" },
   llama_model_load_from_file: { parameters: ["buffer", opaque], result: "pointer" },
   llama_model_free: { parameters: ["pointer"], result: "void" },
   llama_init_from_model: { parameters: ["pointer", opaque], result: "pointer" },
@@ -106,9 +109,9 @@ class LlamaModel {
     return Array.from(out.subarray(0, n));
   }
 
-  piece(id: number): Uint8Array {
+  piece(id: number, special = true): Uint8Array {
     const buf = new Uint8Array(256);
-    const n = L.llama_token_to_piece(this.vocab, id, buf, buf.length, 0, true);
+    const n = L.llama_token_to_piece(this.vocab, id, buf, buf.length, 0, special);
     if (n < 0) throw new Error(`llama_token_to_piece(${id}) needed ${-n} bytes`);
     return buf.slice(0, n);
   }
@@ -161,16 +164,50 @@ function argmax(v: Float32Array): number {
   return best;
 }
 
+function logSoftmaxAt(row: Float32Array, id: number): number {
+  let max = -Infinity;
+  for (const v of row) max = Math.max(max, v);
+  let sum = 0;
+  for (const v of row) sum += Math.exp(v - max);
+  return row[id] - max - Math.log(sum);
+}
+
+/** Perplexity and bits per byte of `text`, windowed as export.py's score_text does it. */
+function scoreText(m: LlamaModel, text: string, window: number) {
+  const ids = m.tokenize(text);
+  let nll = 0, predicted = 0, bytes = 0;
+  for (let start = 0; start < ids.length - 1; start += window) {
+    const chunk = ids.slice(start, start + window);
+    m.clear();
+    const rows = m.decode(chunk, 0, true);
+    for (let t = 0; t + 1 < chunk.length; t++) {
+      nll -= logSoftmaxAt(rows[t], chunk[t + 1]);
+      predicted++;
+      bytes += m.piece(chunk[t + 1], false).length;
+    }
+  }
+  return {
+    window,
+    tokens: ids.length,
+    predicted,
+    bytes,
+    perplexity: Math.exp(nll / predicted),
+    bits_per_byte: nll / Math.LN2 / bytes,
+  };
+}
+
 interface Reference {
   f32_gguf: string;
   q8_0_gguf: string;
   n_vocab: number;
   sequences: number[][];
   tokenizer_strings: { text: string; ids: number[] }[];
+  eval_torch: { window: number; perplexity: number; bits_per_byte: number };
 }
 
 const ref: Reference = JSON.parse(Deno.readTextFileSync(`${values.dir}/reference.json`));
 const torchLogits = new Float32Array(Deno.readFileSync(`${values.dir}/reference_logits.f32`).buffer);
+const evalText = Deno.readTextFileSync(`${values.dir}/eval.txt`);
 
 function compareLogits(path: string) {
   const m = new LlamaModel(path, 256);
@@ -195,6 +232,7 @@ function compareLogits(path: string) {
     const got = m.tokenize(text);
     return { text, match: JSON.stringify(got) === JSON.stringify(ids), llama: got, tokenizers: ids };
   });
+  const evalScore = scoreText(m, evalText, ref.eval_torch.window);
   m.close();
   return {
     file: path.split("/").pop(),
@@ -203,11 +241,25 @@ function compareLogits(path: string) {
     perSequence,
     top1Agreement: top1Agree / positions,
     tokenizer,
+    eval: evalScore,
   };
+}
+
+/** Quantizes the F32 file with llama.cpp's own quantizer (gguf-py has no K-quant quantizer). */
+function quantizeQ4KM(input: string, output: string): void {
+  const qp = L.llama_model_quantize_default_params();
+  const view = new DataView(qp.buffer, qp.byteOffset, qp.byteLength);
+  view.setInt32(0, threads, true); // nthread
+  view.setInt32(4, LLAMA_FTYPE_MOSTLY_Q4_K_M, true); // ftype
+  const rc = L.llama_model_quantize(cString(input), cString(output), qp);
+  if (rc !== 0) throw new Error(`llama_model_quantize returned ${rc}`);
 }
 
 const f32 = compareLogits(`${values.dir}/${ref.f32_gguf}`);
 const q8 = compareLogits(`${values.dir}/${ref.q8_0_gguf}`);
+const q4kmPath = `${values.dir}/edgemoe-demo-q4_k_m.gguf`;
+quantizeQ4KM(`${values.dir}/${ref.f32_gguf}`, q4kmPath);
+const q4km = compareLogits(q4kmPath);
 const f32Pass = f32.maxAbsDiff <= LOGIT_TOLERANCE;
 const tokPass = f32.tokenizer.every((t) => t.match) && q8.tokenizer.every((t) => t.match);
 
@@ -250,18 +302,25 @@ Deno.writeTextFileSync(
 const results = {
   reference: "libllama v0.5.0 (@node-llama-cpp/linux-x64 3.22.1), F32 KV cache, flash attention off",
   tolerance: LOGIT_TOLERANCE,
+  eval_torch: ref.eval_torch,
   f32,
   q8_0: q8,
+  q4_k_m: q4km,
   pass: { f32_logits: f32Pass, tokenizer: tokPass },
 };
 Deno.writeTextFileSync(values.results, JSON.stringify(results, null, 1) + "\n");
-for (const r of [f32, q8]) {
+for (const r of [f32, q8, q4km]) {
   console.log(
     `${r.file}: ${r.positions} positions, max |Δlogit| ${r.maxAbsDiff.toExponential(3)}, top-1 agreement ${
       (100 * r.top1Agreement).toFixed(1)
-    }%, tokenizer ${r.tokenizer.filter((t) => t.match).length}/${r.tokenizer.length} strings identical`,
+    }%, tokenizer ${r.tokenizer.filter((t) => t.match).length}/${r.tokenizer.length} strings identical, eval.txt ppl ${
+      r.eval.perplexity.toFixed(3)
+    } bpb ${r.eval.bits_per_byte.toFixed(4)}`,
   );
 }
+console.log(
+  `PyTorch: eval.txt ppl ${ref.eval_torch.perplexity.toFixed(3)} bpb ${ref.eval_torch.bits_per_byte.toFixed(4)}`,
+);
 for (const p of fixturePrompts) console.log(`greedy: ${JSON.stringify(p.prompt)} -> ${JSON.stringify(p.greedy_text)}`);
 console.log(`F32 logits ${f32Pass ? "OK" : "NOT OK"}, tokenizer ${tokPass ? "OK" : "NOT OK"}`);
 if (!f32Pass || !tokPass) Deno.exit(1);
