@@ -70,8 +70,11 @@ export interface Reference {
   nVocab: number;
   /** The evaluated sequences. */
   prompts: ReferencePrompt[];
-  /** Greedy decoding (argmax, lowest id on a tie) from `prompt`, one token at a time after the prompt. */
-  greedy: { prompt: number[]; tokens: number[] };
+  /**
+   * Greedy decoding (argmax, lowest id on a tie) from `prompt`, one token at a time after the prompt;
+   * `minMargin` is the smallest gap between the best and second-best logit along the way.
+   */
+  greedy: { prompt: number[]; tokens: number[]; minMargin: number };
   /** Tokenizations of assorted strings. */
   tokenizations: ReferenceTokenization[];
 }
