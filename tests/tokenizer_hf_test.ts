@@ -5,6 +5,7 @@
  */
 import { tokenizerFromHf } from "../src/tokenizer/mod.ts";
 import { assertEquals } from "../src/std/assert.ts";
+import { assertIds } from "./tokenizer_helpers.ts";
 
 const DIR = new URL("./fixtures/tokenizer/", import.meta.url);
 
@@ -21,19 +22,6 @@ async function load(name: string) {
   const config = JSON.parse(await Deno.readTextFile(new URL(`${name}.tokenizer_config.json`, DIR)));
   const cases: HfCase[] = JSON.parse(await Deno.readTextFile(new URL(`${name}.hf.json`, DIR))).cases;
   return { tok: tokenizerFromHf(json, config), cases };
-}
-
-/** Compares and names the first differing case and position, so a failure shows where the tokenizers part. */
-export function assertIds(actual: ArrayLike<number>, expected: number[], what: string): void {
-  const a = Array.from(actual);
-  const at = a.findIndex((x, i) => x !== expected[i]);
-  if (at >= 0 || a.length !== expected.length) {
-    const i = at >= 0 ? at : Math.min(a.length, expected.length);
-    throw new Error(
-      `NOT OK ${what}: first difference at index ${i}\n  ours:     [${a.slice(i, i + 8)}] (${a.length} ids)\n` +
-        `  expected: [${expected.slice(i, i + 8)}] (${expected.length} ids)`,
-    );
-  }
 }
 
 for (const name of ["qwen2", "llama3", "gpt2", "spm"]) {

@@ -9,14 +9,13 @@ import { PRE_TOKENIZERS } from "./pretokenize.ts";
 import type { TokenizerSpec } from "./spec.ts";
 import { MAX_VOCAB, VocabTokenizer } from "./tokenizer.ts";
 
-/** A GGUF metadata value as a reader returns it: scalars, strings, and arrays of them (plain or typed). */
-export type GgufValue = string | number | bigint | boolean | ArrayLike<unknown>;
-
 /**
- * GGUF metadata by key (e.g. `"tokenizer.ggml.tokens"`); only the
- * `tokenizer.ggml.*` keys are read. A `Map` or a plain object both work.
+ * GGUF metadata by key (e.g. `"tokenizer.ggml.tokens"`), as a `Map` or a plain
+ * object; only the `tokenizer.ggml.*` keys are read. Values are what a GGUF
+ * reader returns: strings, numbers or bigints, booleans, and arrays of them
+ * (plain or typed); each is type-checked here.
  */
-export type GgufTokenizerMetadata = ReadonlyMap<string, GgufValue> | Readonly<Record<string, GgufValue>>;
+export type GgufTokenizerMetadata = ReadonlyMap<string, unknown> | Readonly<Record<string, unknown>>;
 
 const OP = "read GGUF tokenizer";
 
@@ -49,7 +48,12 @@ function bool(meta: GgufTokenizerMetadata, key: string): boolean | undefined {
   throw wrongType(key, "a boolean", v);
 }
 
-function array<T>(meta: GgufTokenizerMetadata, key: string, check: (x: unknown) => x is T, what: string): T[] | undefined {
+function array<T>(
+  meta: GgufTokenizerMetadata,
+  key: string,
+  check: (x: unknown) => x is T,
+  what: string,
+): T[] | undefined {
   const v = get(meta, key);
   if (v === undefined) return undefined;
   if (typeof v !== "object" || v === null || typeof (v as ArrayLike<unknown>).length !== "number") {

@@ -24,7 +24,9 @@ function unsupported(detail: string): EdgeMoeError {
 
 function obj(v: unknown, where: string): Json {
   if (typeof v !== "object" || v === null || Array.isArray(v)) {
-    throw corrupt(`${where}: expected an object, found ${Array.isArray(v) ? "an array" : v === null ? "null" : typeof v}`);
+    throw corrupt(
+      `${where}: expected an object, found ${Array.isArray(v) ? "an array" : v === null ? "null" : typeof v}`,
+    );
   }
   return v as Json;
 }
@@ -37,7 +39,9 @@ function list(v: unknown, where: string): unknown[] {
 /** A special token in tokenizer_config.json: a string, `{ content }`, or null. */
 function tokenName(v: unknown): string | undefined {
   if (typeof v === "string") return v;
-  if (typeof v === "object" && v !== null && typeof (v as Json).content === "string") return (v as Json).content as string;
+  if (typeof v === "object" && v !== null && typeof (v as Json).content === "string") {
+    return (v as Json).content as string;
+  }
   return undefined;
 }
 
@@ -83,12 +87,16 @@ function normalizer(v: unknown): { nfc: boolean; spaceMarker: boolean } {
   if (v === null || v === undefined) return { nfc: false, spaceMarker: false };
   const n = obj(v, "normalizer");
   if (n.type === "NFC") return { nfc: true, spaceMarker: false };
-  const steps = n.type === "Sequence" ? list(n.normalizers, "normalizer.normalizers").map((s) => obj(s, "normalizer")) : [n];
-  const kinds = steps.map((s) => s.type === "Prepend" && s.prepend === "\u2581"
-    ? "prepend"
-    : s.type === "Replace" && obj(s.pattern, "normalizer pattern").String === " " && s.content === "\u2581"
-    ? "replace"
-    : JSON.stringify(s));
+  const steps = n.type === "Sequence"
+    ? list(n.normalizers, "normalizer.normalizers").map((s) => obj(s, "normalizer"))
+    : [n];
+  const kinds = steps.map((s) =>
+    s.type === "Prepend" && s.prepend === "\u2581"
+      ? "prepend"
+      : s.type === "Replace" && obj(s.pattern, "normalizer pattern").String === " " && s.content === "\u2581"
+      ? "replace"
+      : JSON.stringify(s)
+  );
   if (kinds.length === 2 && kinds[0] === "prepend" && kinds[1] === "replace") return { nfc: false, spaceMarker: true };
   throw unsupported(`normalizer ${JSON.stringify(n).slice(0, 200)} is not supported`);
 }
@@ -122,7 +130,9 @@ export function specFromHf(tokenizerJson: unknown, tokenizerConfig?: unknown): T
   let size = 0;
   for (const [text, id] of entries) {
     if (!Number.isInteger(id) || id < 0 || id >= MAX_VOCAB) {
-      throw corrupt(`token ${JSON.stringify(text)} has id ${JSON.stringify(id)}, expected an integer 0 to ${MAX_VOCAB - 1}`);
+      throw corrupt(
+        `token ${JSON.stringify(text)} has id ${JSON.stringify(id)}, expected an integer 0 to ${MAX_VOCAB - 1}`,
+      );
     }
     size = Math.max(size, id + 1);
   }
@@ -194,7 +204,8 @@ function processorTemplate(v: unknown): { before?: string; after?: string } {
     if (proc.type !== "TemplateProcessing") continue;
     const single = list(proc.single, "post_processor.single").map((x) => obj(x, "post_processor.single"));
     const seq = single.findIndex((x) => x.Sequence !== undefined);
-    const special = (x: Json | undefined) => x?.SpecialToken === undefined ? undefined : obj(x.SpecialToken, "SpecialToken").id as string;
+    const special = (x: Json | undefined) =>
+      x?.SpecialToken === undefined ? undefined : obj(x.SpecialToken, "SpecialToken").id as string;
     return { before: seq > 0 ? special(single[seq - 1]) : undefined, after: special(single[seq + 1]) };
   }
   return {};

@@ -7,5 +7,5 @@
 export { VocabTokenizer } from "./tokenizer.ts";
 export type { TokenizerSpec } from "./spec.ts";
 export { specFromGguf, tokenizerFromGguf } from "./gguf.ts";
-export type { GgufTokenizerMetadata, GgufValue } from "./gguf.ts";
+export type { GgufTokenizerMetadata } from "./gguf.ts";
 export { specFromHf, tokenizerFromHf } from "./hf.ts";

@@ -8,7 +8,7 @@
  * @module
  */
 import { EdgeMoeError } from "../errors.ts";
-import type { DecodeOptions, EncodeOptions, StreamDecoder, TokenKind, Tokenizer } from "../types.ts";
+import type { DecodeOptions, EncodeOptions, StreamDecoder, Tokenizer, TokenKind } from "../types.ts";
 import { BYTE_TO_CHAR, fromByteAlphabet, toByteAlphabet } from "./byte_level.ts";
 import { MergeQueue, type PairLookup } from "./merge_queue.ts";
 import { PreTokenizer } from "./pretokenize.ts";
@@ -273,7 +273,7 @@ export class VocabTokenizer implements Tokenizer {
       }
       const bytes = utf8.encode(this.#extra[s - n]);
       const fallback = this.#spec.byteFallback !== false && bytes.every((b) => this.#byteIds[b] >= 0);
-      if (fallback) for (const b of bytes) out.push(this.#byteIds[b]);
+      if (fallback) { for (const b of bytes) out.push(this.#byteIds[b]); }
       else if (!(this.#spec.fuseUnknown && out.length > 0 && out[out.length - 1] === this.#spec.unkId)) {
         out.push(this.#spec.unkId!);
       }
