@@ -74,29 +74,33 @@ export class PreTokenizer {
     this.#regexes = patterns.map((p) => compilePattern(p, where));
   }
 
-  /** Calls `emit` with each word of `text`, in order. */
-  split(text: string, emit: (word: string) => void): void {
+  /** Calls `emit(source, start, end)` for each word `source[start, end)` of `text`, in order. */
+  split(text: string, emit: (source: string, start: number, end: number) => void): void {
     this.#splitWith(0, text, emit);
   }
 
-  #splitWith(level: number, text: string, emit: (word: string) => void): void {
+  #splitWith(level: number, text: string, emit: (source: string, start: number, end: number) => void): void {
     if (level === this.#regexes.length) {
-      emit(text);
+      emit(text, 0, text.length);
       return;
     }
     const re = this.#regexes[level];
-    const next = (w: string) => this.#splitWith(level + 1, w, emit);
+    const last = level + 1 === this.#regexes.length;
+    // The last regex emits ranges of `text` itself; earlier ones hand substrings to the next regex.
+    const next = (start: number, end: number) =>
+      last ? emit(text, start, end) : this.#splitWith(level + 1, text.slice(start, end), emit);
     re.lastIndex = 0;
-    let last = 0;
+    let done = 0;
     for (let m = re.exec(text); m !== null; m = re.exec(text)) {
-      if (m[0].length === 0) {
+      const len = m[0].length;
+      if (len === 0) {
         re.lastIndex++;
         continue;
       }
-      if (m.index > last) next(text.slice(last, m.index));
-      next(m[0]);
-      last = m.index + m[0].length;
+      if (m.index > done) next(done, m.index);
+      next(m.index, m.index + len);
+      done = m.index + len;
     }
-    if (last < text.length) next(text.slice(last));
+    if (done < text.length) next(done, text.length);
   }
 }

@@ -13,15 +13,13 @@ import { BYTE_TO_CHAR, fromByteAlphabet, toByteAlphabet } from "./byte_level.ts"
 import { MergeQueue, type PairLookup } from "./merge_queue.ts";
 import { PreTokenizer } from "./pretokenize.ts";
 import type { TokenizerSpec } from "./spec.ts";
+import { WordCache } from "./word_cache.ts";
 
 /** Largest vocabulary accepted (real ones are ≤ 262,144). */
 export const MAX_VOCAB = 1 << 22;
 
 const KINDS: readonly TokenKind[] = ["normal", "normal", "unknown", "control", "user_defined", "unused", "byte"];
 const SPACE_MARKER = "\u2581";
-/** Words this long or longer are not cached (they are rare and would bloat the cache). */
-const CACHE_WORD_CHARS = 256;
-const CACHE_ENTRIES = 1 << 16;
 /** Texts of end-of-generation tokens, recognised as llama.cpp does when they are control tokens. */
 const EOG_TEXTS = new Set(["<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>"]);
 
@@ -52,9 +50,14 @@ export class VocabTokenizer implements Tokenizer {
   readonly #specialAll: RegExp | undefined;
   readonly #specialUser: RegExp | undefined;
   readonly #pre: PreTokenizer | undefined;
+  /**
+   * SentencePiece text is merged as one sequence. When no token has ▁ after another character, no merge can
+   * cross the start of a ▁ run, so the text is cut there into independent (and cacheable) words: same result.
+   */
+  readonly #spaceWords: RegExp | undefined;
   readonly #byteIds = new Int32Array(256).fill(-1);
   readonly #queue = new MergeQueue();
-  readonly #cache = new Map<string, Uint32Array>();
+  readonly #cache = new WordCache();
   readonly #lookup: PairLookup;
   readonly #pieces: (Uint8Array | undefined)[][] = [[], []];
   /** Characters of the current word that are not in the vocabulary, by symbol id − vocabSize. */
@@ -113,6 +116,10 @@ export class VocabTokenizer implements Tokenizer {
     } else if (spec.byteFallback !== false && spec.unkId === undefined && this.#byteIds.includes(-1)) {
       throw bad("the vocabulary has neither all 256 <0xNN> byte tokens nor an unknown token");
     }
+    const crossing = /[^\u2581]\u2581/;
+    this.#spaceWords = spec.spaceMarker && !tokens.some((t) => crossing.test(t))
+      ? /\u2581*[^\u2581]+|\u2581+/g
+      : undefined;
     this.#lookup = spec.model === "bpe" ? this.#rankLookup(spec) : this.#scoreLookup(spec);
 
     const all: string[] = [], user: string[] = [];
@@ -178,8 +185,19 @@ export class VocabTokenizer implements Tokenizer {
     for (let i = 1; i < n; i++) {
       rank[order[i]] = rank[order[i - 1]] + (scores[order[i]] === scores[order[i - 1]] ? 0 : 1);
     }
+    // Every way of writing a token as two tokens is a pair that merges into it.
+    const pairs = new Map<number, number>();
+    for (let id = 0; id < n; id++) {
+      const t = this.#tokens[id];
+      const canonical = this.#ids.get(t)!;
+      for (let i = t.codePointAt(0)! > 0xffff ? 2 : 1; i < t.length; i += t.codePointAt(i)! > 0xffff ? 2 : 1) {
+        const a = this.#ids.get(t.slice(0, i)), b = this.#ids.get(t.slice(i));
+        if (a !== undefined && b !== undefined) pairs.set(a * n + b, canonical);
+      }
+    }
     return (a, b) => {
-      const id = this.#ids.get(this.#symbolText(a) + this.#symbolText(b));
+      // A character outside the vocabulary can still be part of a token: look such pairs up by text.
+      const id = a < n && b < n ? pairs.get(a * n + b) : this.#ids.get(this.#symbolText(a) + this.#symbolText(b));
       if (id === undefined) return -1;
       this.#queue.priority = rank[id];
       return id;
@@ -196,7 +214,7 @@ export class VocabTokenizer implements Tokenizer {
       throw new EdgeMoeError("invalid_argument", "encode", `expected a string, found ${typeof text}`);
     }
     const addSpecial = options.addSpecial ?? true;
-    const out: number[] = [];
+    const out = new IdBuffer(text.length >> 2);
     if (addSpecial && this.#spec.addBos && this.bosId !== undefined) out.push(this.bosId);
     const special = options.parseSpecial ? this.#specialAll : this.#specialUser;
     let afterSpecial = true;
@@ -212,32 +230,33 @@ export class VocabTokenizer implements Tokenizer {
     }
     if (last < text.length) this.#encodeText(last === 0 ? text : text.slice(last), afterSpecial, out);
     if (addSpecial && this.#spec.addEos && this.eosId !== undefined) out.push(this.eosId);
-    return Uint32Array.from(out);
+    return out.finish();
   }
 
-  #encodeText(text: string, afterSpecial: boolean, out: number[]): void {
+  #encodeText(text: string, afterSpecial: boolean, out: IdBuffer): void {
     const spec = this.#spec;
     if (spec.normalizeNfc) text = text.normalize("NFC");
     if (this.#pre !== undefined) {
-      this.#pre.split(text, (word) => this.#emitWord(word, out));
+      this.#pre.split(text, (source, start, end) => this.#emitWord(source, start, end, out));
       return;
     }
     if (spec.spaceMarker) {
       text = (spec.addSpacePrefix && afterSpecial ? SPACE_MARKER : "") + text.replaceAll(" ", SPACE_MARKER);
     }
-    this.#emitWord(text, out);
+    if (this.#spaceWords === undefined) this.#emitWord(text, 0, text.length, out);
+    else for (const m of text.matchAll(this.#spaceWords)) this.#emitWord(text, m.index, m.index + m[0].length, out);
   }
 
-  #emitWord(word: string, out: number[]): void {
-    let ids = this.#cache.get(word);
+  /** Tokenizes the word `source[start, end)` (from the cache if it was seen before). */
+  #emitWord(source: string, start: number, end: number, out: IdBuffer): void {
+    const h = WordCache.hash(source, start, end);
+    let ids = this.#cache.get(source, start, end, h);
     if (ids === undefined) {
+      const word = source.slice(start, end);
       ids = this.#pre !== undefined ? this.#mergeBytes(word) : this.#mergeChars(word);
-      if (word.length < CACHE_WORD_CHARS) {
-        if (this.#cache.size >= CACHE_ENTRIES) this.#cache.clear();
-        this.#cache.set(word, ids);
-      }
+      this.#cache.set(word, h, ids);
     }
-    for (let i = 0; i < ids.length; i++) out.push(ids[i]);
+    out.append(ids);
   }
 
   /** Byte-level BPE of one word. */
@@ -364,6 +383,39 @@ export class VocabTokenizer implements Tokenizer {
   /** The id of a vocabulary entry. */
   tokenId(text: string): number | undefined {
     return this.#ids.get(text);
+  }
+}
+
+/** A growable array of ids. */
+class IdBuffer {
+  #data: Uint32Array;
+  #length = 0;
+
+  constructor(capacity: number) {
+    this.#data = new Uint32Array(Math.max(16, capacity));
+  }
+
+  push(id: number): void {
+    if (this.#length === this.#data.length) this.#grow(1);
+    this.#data[this.#length++] = id;
+  }
+
+  append(ids: Uint32Array): void {
+    if (this.#length + ids.length > this.#data.length) this.#grow(ids.length);
+    const data = this.#data;
+    let at = this.#length;
+    for (let i = 0; i < ids.length; i++) data[at++] = ids[i];
+    this.#length = at;
+  }
+
+  finish(): Uint32Array {
+    return this.#data.slice(0, this.#length);
+  }
+
+  #grow(extra: number): void {
+    const bigger = new Uint32Array(Math.max(this.#data.length * 2, this.#length + extra));
+    bigger.set(this.#data.subarray(0, this.#length));
+    this.#data = bigger;
   }
 }
 
