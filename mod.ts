@@ -29,3 +29,13 @@ export {
   type GgufWriteResult,
   writeGguf,
 } from "./src/gguf/mod.ts";
+export type { DecodeOptions, EncodeOptions, StreamDecoder, TokenKind, Tokenizer } from "./src/types.ts";
+export {
+  type GgufTokenizerMetadata,
+  specFromGguf,
+  specFromHf,
+  tokenizerFromGguf,
+  tokenizerFromHf,
+  type TokenizerSpec,
+  VocabTokenizer,
+} from "./src/tokenizer/mod.ts";
