@@ -15,3 +15,9 @@ export { EdgeMoeError, type EdgeMoeErrorCode, type EdgeMoeErrorOptions } from ".
 export { NativeLibrary } from "./ffi/native.ts";
 export type { LoadOptions } from "./ffi/load.ts";
 export { VERSION } from "./src/version.ts";
+export {
+  type ChatMessage,
+  type ChatRenderOptions,
+  ChatTemplate,
+  type RenderLimits,
+} from "./src/template/chat_template.ts";
