@@ -8,9 +8,9 @@
  *
  * @module
  */
-import type { EdgeMoeErrorCode } from "../errors.ts";
 import {
   Callable,
+  EvalError,
   isFloat,
   isNumeric,
   isTuple,
@@ -31,15 +31,10 @@ import {
   type Value,
 } from "./values.ts";
 
-/** An error raised while evaluating; the evaluator adds the template position. */
-export class EvalError extends Error {
-  constructor(readonly code: EdgeMoeErrorCode, message: string) {
-    super(message);
-  }
-}
-
 /** Largest `range()` a template may build (Jinja's sandbox uses the same cap). */
 export const MAX_RANGE = 100_000;
+
+export { EvalError };
 
 /** What builtins need from the running evaluator. */
 export interface BuiltinEnv {

@@ -98,11 +98,12 @@ class Parser {
       const t = this.#cur;
       if (t.kind === "eof") {
         if (ends.length > 0) {
+          const want = ends.map((e) => `'${e}'`).join(" or ");
           this.#fail(
             t,
-            `unexpected end of template, expected ${ends.map((e) => `'${e}'`).join(" or ")}${
-              opener ? ` to close the block at line ${opener.line}, column ${opener.col}` : ""
-            }`,
+            opener
+              ? `the '${opener.value}' block at line ${opener.line}, column ${opener.col} is not closed: expected ${want}, found the end of the template`
+              : `expected ${want}, found the end of the template`,
           );
         }
         return body;
@@ -525,6 +526,7 @@ class Parser {
   }
 
   #parsePostfix(node: Expr): Expr {
+    const start = pos(node);
     for (;;) {
       const t = this.#cur;
       if (this.#isOp(".")) {
@@ -549,7 +551,7 @@ class Parser {
         this.#depth--;
       } else if (this.#isOp("(")) {
         const { args, kwargs } = this.#parseCallArgs();
-        node = { type: "call", fn: node, args, kwargs, ...pos(t) };
+        node = { type: "call", fn: node, args, kwargs, ...start };
       } else return node;
     }
   }

@@ -10,7 +10,14 @@
  *
  * @module
  */
-import { EdgeMoeError } from "../errors.ts";
+import { EdgeMoeError, type EdgeMoeErrorCode } from "../errors.ts";
+
+/** An error raised while evaluating; the evaluator adds the template position. */
+export class EvalError extends Error {
+  constructor(readonly code: EdgeMoeErrorCode, message: string) {
+    super(message);
+  }
+}
 
 /** Jinja's `Undefined`: a missing variable, key or attribute. `hint` says what was missing. */
 export class Undefined {
@@ -256,7 +263,7 @@ function jsonString(s: string, ascii: boolean): string {
  */
 export function jsonDumps(v: Value, o: JsonOptions, depth = 0, level = 0): string {
   if (depth > 500) {
-    throw new EdgeMoeError("invalid_argument", "render chat template", "tojson: value nested too deeply");
+    throw new EvalError("invalid_argument", "tojson: value nested too deeply");
   }
   if (v === null) return "null";
   if (typeof v === "boolean") return v ? "true" : "false";
@@ -280,11 +287,7 @@ export function jsonDumps(v: Value, o: JsonOptions, depth = 0, level = 0): strin
       if (k === null) return ["null", x];
       if (typeof k === "boolean") return [k ? "true" : "false", x];
       if (typeof k === "number" || k instanceof PyFloat) return [toStr(k), x];
-      throw new EdgeMoeError(
-        "invalid_argument",
-        "render chat template",
-        `tojson: keys must be str, int, float, bool or None, not ${typeName(k)}`,
-      );
+      throw new EvalError("invalid_argument", `tojson: keys must be str, int, float, bool or None, not ${typeName(k)}`);
     });
     if (o.sortKeys) entries = entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     return open(
@@ -293,11 +296,7 @@ export function jsonDumps(v: Value, o: JsonOptions, depth = 0, level = 0): strin
       "}",
     );
   }
-  throw new EdgeMoeError(
-    "invalid_argument",
-    "render chat template",
-    `tojson: Object of type ${typeName(v)} is not JSON serializable`,
-  );
+  throw new EvalError("invalid_argument", `tojson: Object of type ${typeName(v)} is not JSON serializable`);
 }
 
 /** Caps on context data handed to a template. */
