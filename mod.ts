@@ -16,6 +16,20 @@ export { NativeLibrary } from "./ffi/native.ts";
 export type { LoadOptions } from "./ffi/load.ts";
 export { VERSION } from "./src/version.ts";
 export {
+  GGML_TYPES,
+  GgmlType,
+  ggmlTypeById,
+  ggmlTypeByName,
+  type GgmlTypeInfo,
+  GgufFile,
+  type GgufTensorInfo,
+  type GgufTensorSpec,
+  type GgufValue,
+  type GgufWriteOptions,
+  type GgufWriteResult,
+  writeGguf,
+} from "./src/gguf/mod.ts";
+export {
   type ChatMessage,
   type ChatRenderOptions,
   ChatTemplate,
