@@ -35,3 +35,12 @@ export {
   ChatTemplate,
   type RenderLimits,
 } from "./src/template/chat_template.ts";
+export {
+  type Candidates,
+  DEFAULT_SAMPLER_PARAMS,
+  type ResolvedSamplerParams,
+  resolveSamplerParams,
+  Sampler,
+  type SamplerOptions,
+  type SamplerParams,
+} from "./src/sampler/sampler.ts";
