@@ -59,7 +59,7 @@ Deno.test("top-p keeps the smallest most-likely prefix whose probability reaches
 
 Deno.test("min-p keeps tokens with probability ≥ min_p × the top one, in their original order", () => {
   const logits = fromProbs([0.15, 0.5, 0.05, 0.3]);
-  const run = (minP: number, minKeep = 0) => ids(new Sampler(4, { ...OFF, minP }), logits);
+  const run = (minP: number) => ids(new Sampler(4, { ...OFF, minP }), logits);
   assertEquals(run(0.2), [0, 1, 3]);
   assertEquals(run(0.5), [1, 3]);
   assertEquals(run(0.9), [1]);
