@@ -54,3 +54,17 @@ export {
   type SamplerOptions,
   type SamplerParams,
 } from "./src/sampler/sampler.ts";
+export {
+  createEngine,
+  Engine,
+  type EngineOptions,
+  type EngineStats,
+  type ExpertStoreKind,
+  type GeneratedToken,
+  type GenerateOptions,
+  greedy,
+} from "./src/engine.ts";
+export { type StoreBackend } from "./ffi/slot_reader.ts";
+export { type ExpertStoreStats } from "./src/store/expert_store.ts";
+export { type PredictorStats, type RoutingProfile } from "./src/predictor/predictor.ts";
+export { formatSize, parseSize } from "./src/store/budget.ts";
