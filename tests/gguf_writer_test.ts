@@ -61,7 +61,7 @@ Deno.test("llama.cpp's gguf_init_from_file accepts the writer's output with the 
   );
 });
 
-Deno.test("our reader reads back what our writer wrote", async () => {
+Deno.test("our reader reads back what our writer wrote", () => {
   using f = GgufFile.open(FIX + "ours.gguf");
   assertEquals(canonMetadata(f), Object.fromEntries(OURS_METADATA.map(([k, v]) => [k, canonValue(v)])));
   assertEquals(f.tensors.map((t) => t.dims), oursTensors().map((t) => [...t.dims]));
