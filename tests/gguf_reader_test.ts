@@ -416,3 +416,14 @@ Deno.test("readRange refuses ranges outside the file", () => {
   assertEquals(e.code, "invalid_argument");
   assertThrows(() => f.readRange(-1, 2), EdgeMoeError, "is not a byte range");
 });
+
+Deno.test("opening a missing file or a directory is a clear error", () => {
+  const missing = assertThrows(
+    () => GgufFile.open("/nonexistent/model.gguf"),
+    EdgeMoeError,
+    "open /nonexistent/model.gguf",
+  );
+  assertEquals(missing.code, "invalid_argument");
+  const dir = assertThrows(() => GgufFile.open(FIX), EdgeMoeError, "not a regular file");
+  assertEquals(dir.code, "invalid_argument");
+});

@@ -114,17 +114,24 @@ function fileSource(path: string): ByteSource {
   let file: Deno.FsFile | undefined;
   try {
     file = Deno.openSync(path, { read: true });
-    const size = file.statSync().size;
+    const stat = file.statSync();
+    if (!stat.isFile) throw new EdgeMoeError("invalid_argument", `open ${path}`, "not a regular file");
     return {
-      size,
+      size: stat.size,
       readAt(offset, dst) {
         if (!file) throw new EdgeMoeError("closed", `read ${path}`, "the file was closed");
-        file.seekSync(offset, Deno.SeekMode.Start);
         let done = 0;
-        while (done < dst.length) {
-          const n = file.readSync(dst.subarray(done));
-          if (n === null || n === 0) break;
-          done += n;
+        try {
+          file.seekSync(offset, Deno.SeekMode.Start);
+          while (done < dst.length) {
+            const n = file.readSync(dst.subarray(done));
+            if (n === null || n === 0) break;
+            done += n;
+          }
+        } catch (e) {
+          throw new EdgeMoeError("io", `read ${path}`, `at offset ${offset + done}: ${(e as Error).message}`, {
+            cause: e,
+          });
         }
         return done;
       },
@@ -135,6 +142,7 @@ function fileSource(path: string): ByteSource {
     };
   } catch (e) {
     file?.close();
+    if (e instanceof EdgeMoeError) throw e;
     const code: EdgeMoeErrorCode = e instanceof Deno.errors.NotFound ? "invalid_argument" : "io";
     throw new EdgeMoeError(code, `open ${path}`, (e as Error).message, { cause: e });
   }
