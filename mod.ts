@@ -55,3 +55,13 @@ export {
   type PackWriteOptions,
   writePack,
 } from "./src/pack/mod.ts";
+export type { DecodeOptions, EncodeOptions, StreamDecoder, Tokenizer, TokenKind } from "./src/types.ts";
+export {
+  type GgufTokenizerMetadata,
+  specFromGguf,
+  specFromHf,
+  tokenizerFromGguf,
+  tokenizerFromHf,
+  type TokenizerSpec,
+  VocabTokenizer,
+} from "./src/tokenizer/mod.ts";
