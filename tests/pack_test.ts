@@ -260,3 +260,30 @@ Deno.test("CLI: convert then inspect --json report the pack; inspect shows long 
   assert(t.out.includes('"[u32 × 100]"'), t.out);
   await Deno.remove(dir, { recursive: true });
 });
+
+const MODELS = new URL("./fixtures/models/", import.meta.url).pathname;
+for (const name of ["qwen3moe-q4_k_m", "qwen2moe", "mixtral", "olmoe"]) {
+  Deno.test(`convert of the model fixture ${name}.gguf: llama.cpp accepts the pack, every blob is its source slices`, async () => {
+    const dir = await tmp();
+    const out = `${dir}/p.gguf`;
+    await convertGgufToPack(`${MODELS}${name}.gguf`, out, { checksum });
+    assert(llamaGguf(out) !== null, `llama.cpp refused the pack of ${name}`);
+    using src = GgufFile.open(`${MODELS}${name}.gguf`);
+    using pack = PackFile.open(out);
+    for (const b of pack.blobs()) {
+      const blob = pack.readExpert(b.layer, b.expert, checksum);
+      for (const part of ["gate", "up", "down"] as const) {
+        const stacked = src.tensor(`blk.${b.layer}.ffn_${part}_exps.weight`)!;
+        const size = stacked.bytes / pack.expertCount;
+        const t = b.tensors[part];
+        assertEquals(t.type.id, stacked.type.id);
+        assertEquals(
+          blob.subarray(t.offset, t.offset + t.bytes),
+          src.readRange(stacked.offset + b.expert * size, size),
+        );
+      }
+    }
+    for (const t of pack.resident) assertEquals(pack.gguf.readTensor(t.name), src.readTensor(t.name), t.name);
+    await Deno.remove(dir, { recursive: true });
+  });
+}
