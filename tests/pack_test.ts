@@ -25,12 +25,14 @@ async function tmp(): Promise<string> {
   return await Deno.makeTempDir({ prefix: "edgemoe-pack-" });
 }
 
-Deno.test("convert writes the same bytes gguf-py read back; blob checksums match the reference xxhash", async () => {
+Deno.test("convert writes the same bytes gguf-py read back; blob and source checksums match the reference xxhash", async () => {
   const dir = await tmp();
   await convertGgufToPack(SRC, `${dir}/p.gguf`, { checksum });
   assertEquals(await Deno.readFile(`${dir}/p.gguf`), await Deno.readFile(PACK));
   const seen = JSON.parse(await Deno.readTextFile(FIX + "moe_tiny.pack.gguf-py.json"));
   assertEquals(seen.metadata[PACK_KEYS.checksums].value, seen.blobChecksums);
+  assertEquals(seen.metadata[PACK_KEYS.sourceHash].value, seen.sourceHash);
+  assertEquals(seen.metadata[PACK_KEYS.sourceBytes].value, String((await Deno.stat(SRC)).size));
   using pack = PackFile.open(PACK);
   assertEquals(pack.blobs().map((b) => b.checksum.toString()), seen.blobChecksums);
   await Deno.remove(dir, { recursive: true });
