@@ -138,3 +138,43 @@ Deno.test("atomic: a short stream, an existing file without overwrite and bad sp
   assertEquals(await Deno.readTextFile(path), "keep");
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("atomic: a full disk (ENOSPC from /dev/full) is an io error, the previous file is intact, no .partial", async () => {
+  const dir = await tmp();
+  const path = `${dir}/out.gguf`;
+  await Deno.writeTextFile(path, "previous");
+  // The writer opens PATH.partial; a symlink to /dev/full makes every write fail with ENOSPC.
+  await Deno.symlink("/dev/full", `${path}.partial`);
+  const e = await assertRejects(
+    () => writeGguf(path, OURS_METADATA, oursTensors(), { overwrite: true }),
+    EdgeMoeError,
+    "No space left on device",
+  );
+  assertEquals(e.code, "io");
+  assertEquals(await Deno.readTextFile(path), "previous");
+  assertEquals(await exists(`${path}.partial`), false);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("atomic: a process killed mid-write leaves the previous file intact; the next write replaces the stale .partial", async () => {
+  const dir = await tmp();
+  const path = `${dir}/out.gguf`;
+  await Deno.writeTextFile(path, "previous");
+  const writer = new URL("../src/gguf/writer.ts", import.meta.url).href;
+  const code = `
+    import { writeGguf } from ${JSON.stringify(writer)};
+    await writeGguf(${JSON.stringify(path)}, [], [{ name: "t", type: 0, dims: [1 << 20], data: async function* () {
+      yield new Uint8Array(1 << 21);
+      Deno.kill(Deno.pid, "SIGKILL");
+      yield new Uint8Array(1 << 21);
+    } }], { overwrite: true });`;
+  const out = await new Deno.Command(Deno.execPath(), { args: ["eval", code], stdout: "null", stderr: "null" })
+    .output();
+  assertEquals(out.signal, "SIGKILL");
+  assertEquals(await Deno.readTextFile(path), "previous");
+  assert(await exists(`${path}.partial`), "the killed writer's .partial should be there (nothing can remove it)");
+  await writeGguf(path, OURS_METADATA, oursTensors(), { overwrite: true });
+  assertEquals(await Deno.readFile(path), await Deno.readFile(FIX + "ours.gguf"));
+  assertEquals(await exists(`${path}.partial`), false);
+  await Deno.remove(dir, { recursive: true });
+});
