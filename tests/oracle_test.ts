@@ -19,7 +19,7 @@ import {
   QUANTIZE_PARAMS,
   quantizeModel,
 } from "./oracle/llama.ts";
-import { FIXTURE_DIR, FIXTURES, maxAbsDiff, readReference } from "./oracle/reference.ts";
+import { argmaxOf, compareLogits, FIXTURE_DIR, FIXTURES, maxAbsDiff, readReference } from "./oracle/reference.ts";
 
 type Field = [offset: number, kind: "i32" | "u32" | "f32" | "u8" | "u64", expected: number];
 
@@ -301,4 +301,28 @@ Deno.test("tokenize and detokenize round-trip through llama.cpp", () => {
     const bytes = Array.from(ids, (id) => Array.from(m.piece(id))).flat();
     assertEquals(new TextDecoder().decode(new Uint8Array(bytes)), name === "mixtral" ? ` ${text}` : text, name);
   }
+});
+
+Deno.test("committed references are self-consistent and measure quantization noise", () => {
+  for (const name of FIXTURES) {
+    const ref = readReference(name);
+    const short = ref.logits(0);
+    assertEquals(ref.greedy.prompt, ref.prompts[0].tokens, name);
+    assertEquals(argmaxOf(short[short.length - 1]), ref.greedy.tokens[0], `${name}: greedy starts at the argmax`);
+    const self = compareLogits(short, short);
+    assertEquals([self.maxAbsDiff, self.top1Agreement, self.meanKl], [0, 1, 0]);
+  }
+  const f32 = readReference("qwen3moe");
+  const report: string[] = [];
+  for (const [name, top1Min] of [["qwen3moe-f16", 0.95], ["qwen3moe-q8_0", 0.9]] as const) {
+    const q = readReference(name);
+    const rows = (r: typeof f32) => f32.prompts.flatMap((_, i) => r.logits(i));
+    const c = compareLogits(rows(q), rows(f32));
+    report.push(
+      `${name} vs F32: max |diff| ${c.maxAbsDiff.toFixed(4)}, top-1 ${(c.top1Agreement * 100).toFixed(1)}%, ` +
+        `mean KL ${c.meanKl.toExponential(2)}`,
+    );
+    assert(c.maxAbsDiff > 0 && c.top1Agreement >= top1Min, report.at(-1));
+  }
+  console.log(report.join("\n"));
 });

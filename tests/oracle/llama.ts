@@ -47,6 +47,7 @@
  * @module
  */
 import { EdgeMoeError } from "../../src/errors.ts";
+import { argmaxOf } from "./reference.ts";
 
 /** Offsets into `llama_model_params` (see the module comment). */
 export const MODEL_PARAMS = { n_gpu_layers: 16, use_extra_bufts: 74, size: 80 } as const;
@@ -594,7 +595,7 @@ export class LlamaModel {
     let last = this.#decode(ctx, toks, 0, false)[0];
     const out = new Int32Array(n);
     for (let i = 0; i < n; i++) {
-      out[i] = argmax(last);
+      out[i] = argmaxOf(last);
       last = this.#decode(ctx, out.subarray(i, i + 1), toks.length + i, false)[0];
     }
     return out;
@@ -641,13 +642,6 @@ export class LlamaModel {
 
 function ptrValue(a: ArrayBufferView): bigint {
   return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(a as Uint8Array<ArrayBuffer>)));
-}
-
-/** Index of the largest value (the lowest index on a tie). */
-export function argmax(v: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
-  return best;
 }
 
 /** The error-looking lines llama.cpp logged since `mark`. */
