@@ -16,7 +16,7 @@ import type { NativeLibrary } from "../../ffi/native.ts";
 import { createRouter, type Router, softmaxInPlace } from "../router/router.ts";
 import { type ArchSpec, archSpec } from "./arch.ts";
 import { addInPlace, dequantizeRow, matrixShape, matvec, rmsNorm, rope, silu } from "./ops.ts";
-import type { ModelWeights, TensorData } from "./weights.ts";
+import { type ExpertSource, type ModelWeights, residentExperts, type TensorData } from "./weights.ts";
 
 /** Hyperparameters read from `{arch}.*` metadata. */
 export interface HParams {
@@ -88,6 +88,8 @@ export interface ModelOptions {
   nCtx?: number;
   /** Called with each layer's routing, for statistics and prediction. */
   onRoute?: (layer: number, ids: Uint32Array) => void;
+  /** Where the experts come from (default: the weights, in RAM). */
+  experts?: ExpertSource;
 }
 
 interface LayerWeights {
@@ -124,6 +126,7 @@ export class MoeModel {
   readonly #kCache: Float32Array[];
   readonly #vCache: Float32Array[];
   readonly #onRoute?: (layer: number, ids: Uint32Array) => void;
+  readonly #experts: ExpertSource;
 
   /**
    * @throws {EdgeMoeError} `unsupported` architecture, `corrupt_data` for missing or misshapen tensors.
@@ -135,6 +138,7 @@ export class MoeModel {
     this.#lib = lib;
     this.nCtx = opts.nCtx ?? Math.min(this.hp.ctxTrain, 4096);
     this.#onRoute = opts.onRoute;
+    this.#experts = opts.experts ?? residentExperts(weights);
     const hp = this.hp;
     this.#router = createRouter({ k: hp.nExpertUsed, gating: this.spec.gating, normalize: hp.normalizeTopK });
     this.#embd = this.#tensor("token_embd.weight", [hp.nEmbd, hp.nVocab]);
@@ -306,11 +310,13 @@ export class MoeModel {
     const { ids, weights } = this.#router(logits);
     this.#onRoute?.(l, ids);
     const out = new Float32Array(this.hp.nEmbd);
-    for (let i = 0; i < ids.length; i++) {
-      const e = this.#w.expert(l, ids[i]);
-      const y = this.#ffn(e.gate, e.up, e.down, n);
-      const w = weights[i];
-      for (let j = 0; j < out.length; j++) out[j] += w * y[j];
+    {
+      using lease = this.#experts.acquire(l, ids);
+      lease.experts.forEach((e, i) => {
+        const y = this.#ffn(e.gate, e.up, e.down, n);
+        const w = weights[i];
+        for (let j = 0; j < out.length; j++) out[j] += w * y[j];
+      });
     }
     if (L.shared) {
       const y = this.#ffn(L.shared.gate, L.shared.up, L.shared.down, n);
