@@ -29,7 +29,7 @@ export {
   type GgufWriteResult,
   writeGguf,
 } from "./src/gguf/mod.ts";
-export type { DecodeOptions, EncodeOptions, StreamDecoder, TokenKind, Tokenizer } from "./src/types.ts";
+export type { DecodeOptions, EncodeOptions, StreamDecoder, Tokenizer, TokenKind } from "./src/types.ts";
 export {
   type GgufTokenizerMetadata,
   specFromGguf,
