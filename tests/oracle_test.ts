@@ -290,6 +290,17 @@ Deno.test("llama.cpp's quantizer writes the file type asked for, atomically", ()
   }
 });
 
+Deno.test("a vocab-only load tokenizes like a full one and refuses to evaluate", () => {
+  using full = LlamaModel.load(path("mixtral"));
+  using vocab = LlamaModel.load(path("mixtral"), { vocabOnly: true });
+  const text = "The quick brown fox <s> and </s>";
+  assertEquals(vocab.tokenize(text), full.tokenize(text));
+  assertEquals([vocab.nVocab, vocab.nCtx, vocab.info().threads], [full.nVocab, 0, 0]);
+  const e = assertThrows(() => vocab.evaluate([1, 2]), EdgeMoeError);
+  assertEquals(e.code, "unsupported");
+  assertEquals(assertThrows(() => vocab.greedy([1], 1), EdgeMoeError).code, "unsupported");
+});
+
 Deno.test("tokenize and detokenize round-trip through llama.cpp", () => {
   for (const name of ["qwen3moe", "olmoe", "mixtral"] as const) {
     using m = LlamaModel.load(path(name));

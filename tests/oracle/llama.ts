@@ -50,7 +50,7 @@ import { EdgeMoeError } from "../../src/errors.ts";
 import { argmaxOf } from "./reference.ts";
 
 /** Offsets into `llama_model_params` (see the module comment). */
-export const MODEL_PARAMS = { n_gpu_layers: 16, use_extra_bufts: 74, size: 80 } as const;
+export const MODEL_PARAMS = { n_gpu_layers: 16, vocab_only: 72, use_extra_bufts: 74, size: 80 } as const;
 
 /** Offsets into `llama_context_params` (see the module comment). */
 export const CONTEXT_PARAMS = {
@@ -198,6 +198,7 @@ export function llamaLog(mark = 0): string[] {
 }
 
 let loaded: { llama: LlamaSymbols; dir: string } | undefined;
+/** Kept for the life of the process: llama.cpp and ggml hold its pointer. */
 let logCallback: Deno.UnsafeCallback<{ parameters: ["i32", "pointer", "pointer"]; result: "void" }> | undefined;
 
 function cString(s: string): Uint8Array<ArrayBuffer> {
@@ -329,6 +330,11 @@ export interface LlamaModelOptions {
   flashAttn?: -1 | 0 | 1;
   /** Where the libraries are (default {@linkcode DEFAULT_LLAMA_DIR}). */
   dir?: string;
+  /**
+   * Load only the vocabulary (a GGUF holding only tokenizer metadata works too): tokenize, detokenize,
+   * piece and meta work; there is no context, so evaluate and greedy are `unsupported`.
+   */
+  vocabOnly?: boolean;
 }
 
 /** `llama_tokenize`'s flags. */
@@ -347,7 +353,7 @@ export interface DetokenizeOptions {
   unparseSpecial?: boolean;
 }
 
-/** A GGUF model loaded by llama.cpp, with one context (one sequence). */
+/** A GGUF model loaded by llama.cpp, with one context (one sequence) unless loaded vocab-only. */
 export class LlamaModel {
   #llama: LlamaSymbols;
   #model: Deno.PointerObject | null;
@@ -357,24 +363,23 @@ export class LlamaModel {
   readonly path: string;
   /** Vocabulary size: the length of each logits row. */
   readonly nVocab: number;
-  /** Context length in tokens, as llama.cpp reports it. */
+  /** Context length in tokens, as llama.cpp reports it (0 when loaded vocab-only). */
   readonly nCtx: number;
 
   private constructor(
     llama: LlamaSymbols,
     path: string,
     model: Deno.PointerObject,
-    ctx: Deno.PointerObject,
+    vocab: Deno.PointerObject,
+    ctx: Deno.PointerObject | null,
   ) {
     this.#llama = llama;
     this.#model = model;
+    this.#vocab = vocab;
     this.#ctx = ctx;
     this.path = path;
-    const vocab = llama.llama_model_get_vocab(model);
-    if (vocab === null) throw new EdgeMoeError("corrupt_data", "load model", `${path}: llama.cpp built no vocabulary`);
-    this.#vocab = vocab;
     this.nVocab = llama.llama_vocab_n_tokens(vocab);
-    this.nCtx = llama.llama_n_ctx(ctx);
+    this.nCtx = ctx === null ? 0 : llama.llama_n_ctx(ctx);
   }
 
   /**
@@ -404,11 +409,18 @@ export class LlamaModel {
     const mp = llama.llama_model_default_params();
     const mview = new DataView(mp.buffer, mp.byteOffset, mp.byteLength);
     mview.setInt32(MODEL_PARAMS.n_gpu_layers, 0, true);
+    mview.setUint8(MODEL_PARAMS.vocab_only, opts.vocabOnly ? 1 : 0);
     const logStart = llamaLogMark();
     const model = llama.llama_model_load_from_file(cString(path), mp);
     if (model === null) {
       throw new EdgeMoeError("corrupt_data", op, `llama.cpp refused the file: ${errorLines(logStart)}`);
     }
+    const vocab = llama.llama_model_get_vocab(model);
+    if (vocab === null) {
+      llama.llama_model_free(model);
+      throw new EdgeMoeError("corrupt_data", op, "llama.cpp built no vocabulary");
+    }
+    if (opts.vocabOnly) return new LlamaModel(llama, path, model, vocab, null);
     const cp = llama.llama_context_default_params();
     const c = new DataView(cp.buffer, cp.byteOffset, cp.byteLength);
     c.setUint32(CONTEXT_PARAMS.n_ctx, nCtx, true);
@@ -424,17 +436,23 @@ export class LlamaModel {
       llama.llama_model_free(model);
       throw new EdgeMoeError("corrupt_data", op, `llama.cpp could not create a context: ${errorLines(logStart)}`);
     }
-    return new LlamaModel(llama, path, model, ctx);
+    return new LlamaModel(llama, path, model, vocab, ctx);
   }
 
-  #live(op: string): { model: Deno.PointerObject; ctx: Deno.PointerObject } {
-    if (this.#model === null || this.#ctx === null) {
-      throw new EdgeMoeError("closed", op, `the llama.cpp model ${this.path} was closed`);
-    }
+  #live(op: string): { model: Deno.PointerObject; ctx: Deno.PointerObject | null } {
+    if (this.#model === null) throw new EdgeMoeError("closed", op, `the llama.cpp model ${this.path} was closed`);
     return { model: this.#model, ctx: this.#ctx };
   }
 
-  /** Facts llama.cpp reports about the model and context (what it read from the file). */
+  #context(op: string): Deno.PointerObject {
+    const { ctx } = this.#live(op);
+    if (ctx === null) {
+      throw new EdgeMoeError("unsupported", op, `${this.path} was loaded vocab-only: there is no context to run`);
+    }
+    return ctx;
+  }
+
+  /** Facts llama.cpp reports about the model and context (what it read from the file); vocab-only: vocabulary facts, 0 elsewhere. */
   info(): {
     desc: string;
     nEmbd: number;
@@ -453,6 +471,17 @@ export class LlamaModel {
   } {
     const { model, ctx } = this.#live("model info");
     const l = this.#llama;
+    const vocab = {
+      vocabType: l.llama_vocab_type(this.#vocab),
+      bos: l.llama_vocab_bos(this.#vocab),
+      eos: l.llama_vocab_eos(this.#vocab),
+      addBos: l.llama_vocab_get_add_bos(this.#vocab),
+    };
+    // A vocab-only model has no hyperparameters: llama.cpp aborts the process if they are read.
+    if (ctx === null) {
+      const none = { nEmbd: 0, nLayer: 0, nHead: 0, nHeadKv: 0, nBatch: 0, nUbatch: 0, nSeqMax: 0 };
+      return { desc: "", ...none, ...vocab, threads: 0, threadsBatch: 0 };
+    }
     const buf = new Uint8Array(256);
     const n = l.llama_model_desc(model, buf, BigInt(buf.length));
     return {
@@ -461,10 +490,7 @@ export class LlamaModel {
       nLayer: l.llama_model_n_layer(model),
       nHead: l.llama_model_n_head(model),
       nHeadKv: l.llama_model_n_head_kv(model),
-      vocabType: l.llama_vocab_type(this.#vocab),
-      bos: l.llama_vocab_bos(this.#vocab),
-      eos: l.llama_vocab_eos(this.#vocab),
-      addBos: l.llama_vocab_get_add_bos(this.#vocab),
+      ...vocab,
       nBatch: l.llama_n_batch(ctx),
       nUbatch: l.llama_n_ubatch(ctx),
       nSeqMax: l.llama_n_seq_max(ctx),
@@ -570,7 +596,7 @@ export class LlamaModel {
    */
   evaluate(tokens: ArrayLike<number>): Float32Array[] {
     const op = "evaluate with llama.cpp";
-    const { ctx } = this.#live(op);
+    const ctx = this.#context(op);
     const toks = this.#checkIds(tokens, op);
     if (toks.length === 0 || toks.length > this.nCtx) {
       throw new EdgeMoeError("invalid_argument", op, `expected 1..${this.nCtx} tokens, got ${toks.length}`);
@@ -586,7 +612,7 @@ export class LlamaModel {
    */
   greedy(prompt: ArrayLike<number>, n: number): Int32Array {
     const op = "greedy generation with llama.cpp";
-    const { ctx } = this.#live(op);
+    const ctx = this.#context(op);
     const toks = this.#checkIds(prompt, op);
     if (!Number.isInteger(n) || n < 0 || toks.length === 0 || toks.length + n > this.nCtx) {
       throw new EdgeMoeError("invalid_argument", op, `prompt ${toks.length} + ${n} tokens must fit in ${this.nCtx}`);
