@@ -301,6 +301,43 @@ Deno.test("a vocab-only load tokenizes like a full one and refuses to evaluate",
   assertEquals(assertThrows(() => vocab.greedy([1], 1), EdgeMoeError).code, "unsupported");
 });
 
+Deno.test("ggml logging after an oracle's isolate has ended does not crash a parallel test run", async () => {
+  // Two test files in one process: A uses the oracle and ends; B then makes ggml log an error.
+  const dir = Deno.makeTempDirSync({ prefix: "edgemoe-oracle-par-" });
+  try {
+    const oracle = new URL("./oracle/llama.ts", import.meta.url).href;
+    Deno.writeTextFileSync(
+      `${dir}/a_test.ts`,
+      `import { LlamaModel } from "${oracle}";
+Deno.test("a", () => { using m = LlamaModel.load(${JSON.stringify(path("olmoe"))}); m.evaluate([1, 2]); });`,
+    );
+    Deno.writeTextFileSync(
+      `${dir}/b_test.ts`,
+      `import { DEFAULT_LLAMA_DIR } from "${oracle}";
+Deno.test("b", async () => {
+  await new Promise((r) => setTimeout(r, 1500));
+  const lib = Deno.dlopen(DEFAULT_LLAMA_DIR + "libggml-base.so", {
+    gguf_init_from_file: { parameters: ["buffer", { struct: ["u8", "pointer"] }], result: "pointer" },
+  });
+  const junk = Deno.makeTempFileSync();
+  Deno.writeTextFileSync(junk, "not a gguf file");
+  const r = lib.symbols.gguf_init_from_file(new TextEncoder().encode(junk + "\\0"), new Uint8Array(16));
+  if (r !== null) throw new Error("junk parsed");
+});`,
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["test", "--parallel", "-A", "--no-check", dir],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    assert(out.success, `exit ${out.code} signal ${out.signal}:\n${text}`);
+    assert(/2 passed \| 0 failed/.test(text), text);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("tokenize and detokenize round-trip through llama.cpp", () => {
   for (const name of ["qwen3moe", "olmoe", "mixtral"] as const) {
     using m = LlamaModel.load(path(name));

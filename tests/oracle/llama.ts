@@ -190,15 +190,16 @@ export function llamaLogMark(): number {
 }
 
 /**
- * The lines llama.cpp and ggml logged since `mark` (default: all kept), oldest first. They log through
- * this module, not to stderr; the last 2000 lines are kept.
+ * The lines llama.cpp and ggml logged during this module's calls (load, context creation, decode,
+ * quantize) since `mark` (default: all kept), oldest first; the last 2000 lines are kept. Outside
+ * those calls they log to stderr.
  */
 export function llamaLog(mark = 0): string[] {
   return logLines.slice(logLines.length - Math.min(logTotal - mark, logLines.length));
 }
 
 let loaded: { llama: LlamaSymbols; dir: string } | undefined;
-/** Kept for the life of the process: llama.cpp and ggml hold its pointer. */
+/** The log callback; installed only while {@linkcode logged} runs. */
 let logCallback: Deno.UnsafeCallback<{ parameters: ["i32", "pointer", "pointer"]; result: "void" }> | undefined;
 
 function cString(s: string): Uint8Array<ArrayBuffer> {
@@ -244,14 +245,33 @@ export function openLlama(dir: string = DEFAULT_LLAMA_DIR): LlamaSymbols {
   }
   logCallback = new Deno.UnsafeCallback({ parameters: ["i32", "pointer", "pointer"], result: "void" }, onLog);
   const base = openLib(`${d}libggml-base.so`, baseSymbols);
-  base.symbols.ggml_log_set(logCallback.pointer, null);
   const ggml = openLib(`${d}libggml.v0.5.0.so`, ggmlSymbols);
-  ggml.symbols.ggml_backend_load_all_from_path(cString(d));
+  base.symbols.ggml_log_set(logCallback.pointer, null);
+  try {
+    ggml.symbols.ggml_backend_load_all_from_path(cString(d));
+  } finally {
+    base.symbols.ggml_log_set(null, null);
+  }
   const llama = openLib(`${d}libllama.v0.5.0.so`, llamaSymbols).symbols;
-  llama.llama_log_set(logCallback.pointer, null);
-  llama.llama_backend_init();
   loaded = { llama, dir: d };
+  logged(() => llama.llama_backend_init());
   return llama;
+}
+
+/**
+ * Runs `fn` with llama.cpp's and ggml's logging routed into {@linkcode llamaLog}, then back to their
+ * default (stderr). The routing is process-wide and the callback belongs to this isolate, so it must
+ * not outlive the call: Deno runs test files in parallel isolates of one process, and ggml logging
+ * into the callback of an isolate that has ended crashes the process.
+ */
+function logged<T>(fn: () => T): T {
+  const l = loaded!.llama;
+  l.llama_log_set(logCallback!.pointer, null);
+  try {
+    return fn();
+  } finally {
+    l.llama_log_set(null, null);
+  }
 }
 
 /**
@@ -305,7 +325,7 @@ export function quantizeModel(input: string, output: string, ftype: number, thre
   v.setInt32(QUANTIZE_PARAMS.ftype, ftype, true);
   const partial = `${output}.partial`;
   const mark = llamaLogMark();
-  const rc = llama.llama_model_quantize(cString(input), cString(partial), params);
+  const rc = logged(() => llama.llama_model_quantize(cString(input), cString(partial), params));
   if (rc !== 0) {
     try {
       Deno.removeSync(partial);
@@ -411,7 +431,7 @@ export class LlamaModel {
     mview.setInt32(MODEL_PARAMS.n_gpu_layers, 0, true);
     mview.setUint8(MODEL_PARAMS.vocab_only, opts.vocabOnly ? 1 : 0);
     const logStart = llamaLogMark();
-    const model = llama.llama_model_load_from_file(cString(path), mp);
+    const model = logged(() => llama.llama_model_load_from_file(cString(path), mp));
     if (model === null) {
       throw new EdgeMoeError("corrupt_data", op, `llama.cpp refused the file: ${errorLines(logStart)}`);
     }
@@ -431,7 +451,7 @@ export class LlamaModel {
     c.setInt32(CONTEXT_PARAMS.flash_attn_type, opts.flashAttn ?? 0, true);
     c.setInt32(CONTEXT_PARAMS.type_k, opts.kvType ?? 0, true);
     c.setInt32(CONTEXT_PARAMS.type_v, opts.kvType ?? 0, true);
-    const ctx = llama.llama_init_from_model(model, cp);
+    const ctx = logged(() => llama.llama_init_from_model(model, cp));
     if (ctx === null) {
       llama.llama_model_free(model);
       throw new EdgeMoeError("corrupt_data", op, `llama.cpp could not create a context: ${errorLines(logStart)}`);
@@ -639,7 +659,7 @@ export class LlamaModel {
     b.setBigUint64(8, ptrValue(toks), true);
     b.setBigUint64(24, ptrValue(pos), true);
     b.setBigUint64(48, ptrValue(outputs), true);
-    const rc = this.#llama.llama_decode(ctx, batch);
+    const rc = logged(() => this.#llama.llama_decode(ctx, batch));
     if (rc !== 0) {
       throw new EdgeMoeError("native_error", "llama_decode", `returned ${rc} for ${n} tokens at position ${pos0}`);
     }
