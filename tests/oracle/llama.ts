@@ -437,7 +437,7 @@ export class LlamaModel {
     }
     const vocab = llama.llama_model_get_vocab(model);
     if (vocab === null) {
-      llama.llama_model_free(model);
+      logged(() => llama.llama_model_free(model));
       throw new EdgeMoeError("corrupt_data", op, "llama.cpp built no vocabulary");
     }
     if (opts.vocabOnly) return new LlamaModel(llama, path, model, vocab, null);
@@ -453,7 +453,7 @@ export class LlamaModel {
     c.setInt32(CONTEXT_PARAMS.type_v, opts.kvType ?? 0, true);
     const ctx = logged(() => llama.llama_init_from_model(model, cp));
     if (ctx === null) {
-      llama.llama_model_free(model);
+      logged(() => llama.llama_model_free(model));
       throw new EdgeMoeError("corrupt_data", op, `llama.cpp could not create a context: ${errorLines(logStart)}`);
     }
     return new LlamaModel(llama, path, model, vocab, ctx);
@@ -674,8 +674,11 @@ export class LlamaModel {
 
   /** Frees the context and the model. Safe to call twice. */
   close(): void {
-    if (this.#ctx !== null) this.#llama.llama_free(this.#ctx);
-    if (this.#model !== null) this.#llama.llama_model_free(this.#model);
+    const [ctx, model] = [this.#ctx, this.#model];
+    logged(() => {
+      if (ctx !== null) this.#llama.llama_free(ctx);
+      if (model !== null) this.#llama.llama_model_free(model);
+    });
     this.#ctx = null;
     this.#model = null;
   }
