@@ -538,14 +538,16 @@ export class LlamaModel {
     const bytes = new TextEncoder().encode(text);
     const run = (cap: number): [Int32Array, number] => {
       const out = new Int32Array(cap);
-      const n = this.#llama.llama_tokenize(
-        this.#vocab,
-        bytes,
-        bytes.length,
-        new Uint8Array(out.buffer),
-        cap,
-        opts.addSpecial ?? true,
-        opts.parseSpecial ?? true,
+      const n = logged(() =>
+        this.#llama.llama_tokenize(
+          this.#vocab,
+          bytes,
+          bytes.length,
+          new Uint8Array(out.buffer),
+          cap,
+          opts.addSpecial ?? true,
+          opts.parseSpecial ?? true,
+        )
       );
       return [out, n];
     };
@@ -609,12 +611,14 @@ export class LlamaModel {
 
   /**
    * Clears the KV cache, then runs `tokens` (positions 0..n-1, one sequence)
-   * through the model in one `llama_decode` and returns the logits of every
-   * position, each a copy of `nVocab` floats.
+   * through the model and returns the logits of every position, each a copy
+   * of `nVocab` floats. By default the whole sequence is one `llama_decode`
+   * (llama.cpp's batched prompt path); `oneByOne` decodes one token per call
+   * against the KV cache, the path llama.cpp takes while generating.
    *
    * @throws {EdgeMoeError} `invalid_argument` for ids out of range or more tokens than the context holds.
    */
-  evaluate(tokens: ArrayLike<number>): Float32Array[] {
+  evaluate(tokens: ArrayLike<number>, opts: { oneByOne?: boolean } = {}): Float32Array[] {
     const op = "evaluate with llama.cpp";
     const ctx = this.#context(op);
     const toks = this.#checkIds(tokens, op);
@@ -622,7 +626,8 @@ export class LlamaModel {
       throw new EdgeMoeError("invalid_argument", op, `expected 1..${this.nCtx} tokens, got ${toks.length}`);
     }
     this.#llama.llama_memory_clear(this.#llama.llama_get_memory(ctx), true);
-    return this.#decode(ctx, toks, 0, true);
+    if (!opts.oneByOne) return this.#decode(ctx, toks, 0, true);
+    return Array.from(toks, (_, i) => this.#decode(ctx, toks.subarray(i, i + 1), i, true)[0]);
   }
 
   /**

@@ -43,6 +43,11 @@ export interface ReferencePrompt {
   text?: string;
   /** The token ids evaluated, at positions 0..n-1, in one sequence. */
   tokens: number[];
+  /**
+   * `false`: all tokens in one `llama_decode` (the batched prompt path); `true`: one token per
+   * `llama_decode` against the KV cache (the generation path).
+   */
+  oneByOne: boolean;
   /** Index of its first float in `NAME.logits.f32`. */
   offset: number;
 }
