@@ -17,6 +17,15 @@ import { cachePolicy } from "./store/policy.ts";
 import { availableMemory, type MemoryNeeds, type MemoryPlan, parseSize, planMemory } from "./store/budget.ts";
 import { tokenizerFromGguf } from "./tokenizer/mod.ts";
 import type { Tokenizer } from "./types.ts";
+import { type ChatMessage, ChatTemplate } from "./template/chat_template.ts";
+import {
+  lookaheadPredictor,
+  noPredictor,
+  type Predictor,
+  type PredictorStats,
+  profileFromJson,
+  tablePredictor,
+} from "./predictor/predictor.ts";
 
 /** Where experts are read from: `"ram"` loads them all; the others keep them on disk. */
 export type ExpertStoreKind = "ram" | StoreBackend;
@@ -33,6 +42,16 @@ export interface EngineOptions {
   nCtx?: number;
   /** The native library to use (default: the process-wide one). */
   lib?: NativeLibrary;
+  /** Expert predictor: `"none"`, `"lookahead"` (default) or `"table"` (needs `profile`). */
+  predictor?: "none" | "lookahead" | "table";
+  /** A routing profile from `edgemoe profile` (for the table predictor). */
+  profile?: string;
+  /** Experts to prefetch per layer (default: the model's experts per token). */
+  prefetchDepth?: number;
+  /** Called with each layer's routing (profiling, statistics). */
+  onRoute?: (layer: number, ids: Uint32Array) => void;
+  /** A chat template (Jinja source) replacing the model's `tokenizer.chat_template`. */
+  chatTemplate?: string;
 }
 
 /** Options of {@linkcode Engine.generate}. */
@@ -60,6 +79,8 @@ export interface EngineStats {
   tokensEvaluated: number;
   /** The expert store's counters, when experts are on disk. */
   store?: ExpertStoreStats;
+  /** The predictor's precision/recall counts. */
+  predictor: PredictorStats & { name: string };
 }
 
 const EXPERT_TENSOR = /^blk\.\d+\.ffn_(gate|up|down)(_exps|\.\d+)\.weight$/;
@@ -85,6 +106,9 @@ export class Engine implements Disposable {
   readonly #file: GgufFile;
   readonly #pack: PackFile | undefined;
   readonly #experts: ExpertStore | undefined;
+  readonly #predictor: Predictor;
+  readonly #chatSource: string | undefined;
+  #chat: ChatTemplate | undefined;
   #tokens: number[] = [];
   #evaluated = 0;
   #closed = false;
@@ -97,7 +121,11 @@ export class Engine implements Disposable {
     store: ExpertStoreKind,
     experts: ExpertStore | undefined,
     plan: MemoryPlan | undefined,
+    predictor: Predictor,
+    chatSource: string | undefined,
   ) {
+    this.#predictor = predictor;
+    this.#chatSource = chatSource;
     this.#file = file;
     this.#pack = pack;
     this.model = model;
@@ -129,7 +157,8 @@ export class Engine implements Disposable {
         source = experts;
       }
       try {
-        const model = new MoeModel(weights, lib, { nCtx, experts: source });
+        const predictor = makePredictor(opts, file);
+        const model = new MoeModel(weights, lib, { nCtx, experts: source, predictor, onRoute: opts.onRoute });
         if (tokenizer.vocabSize !== model.hp.nVocab) {
           throw new EdgeMoeError(
             "corrupt_data",
@@ -137,7 +166,9 @@ export class Engine implements Disposable {
             `tokenizer has ${tokenizer.vocabSize} tokens but token_embd has ${model.hp.nVocab} rows`,
           );
         }
-        return new Engine(file, pack, model, tokenizer, plan.store, experts, plan.plan);
+        const chat = opts.chatTemplate ??
+          (file.has("tokenizer.chat_template") ? file.getString("tokenizer.chat_template") : undefined);
+        return new Engine(file, pack, model, tokenizer, plan.store, experts, plan.plan, predictor, chat);
       } catch (e) {
         experts?.close();
         throw e;
@@ -206,9 +237,33 @@ export class Engine implements Disposable {
     if (rest) yield { id: -1, text: rest };
   }
 
+  /**
+   * Renders `messages` with the model's chat template (or the one given at
+   * open), ending with the assistant's header when `addGenerationPrompt`.
+   *
+   * @throws {EdgeMoeError} `unsupported` if the model has no template or uses a construct the engine lacks.
+   */
+  applyChatTemplate(messages: ChatMessage[], addGenerationPrompt = true): string {
+    if (this.#chatSource === undefined) {
+      throw new EdgeMoeError(
+        "unsupported",
+        "chat",
+        "the model has no tokenizer.chat_template; pass one (--chat-template-file)",
+      );
+    }
+    this.#chat ??= ChatTemplate.fromString(this.#chatSource);
+    const t = this.tokenizer;
+    const text = (id: number | undefined) => (id === undefined ? undefined : t.decode([id], { renderSpecial: true }));
+    return this.#chat.render(messages, { addGenerationPrompt, bosToken: text(t.bosId), eosToken: text(t.eosId) });
+  }
+
   /** Counters since open. */
   stats(): EngineStats {
-    return { tokensEvaluated: this.#evaluated, store: this.#experts?.stats() };
+    return {
+      tokensEvaluated: this.#evaluated,
+      store: this.#experts?.stats(),
+      predictor: { name: this.#predictor.name, ...this.#predictor.stats() },
+    };
   }
 
   #open(): void {
@@ -244,6 +299,49 @@ export class Engine implements Disposable {
  */
 export function createEngine(path: string, opts: EngineOptions = {}): Engine {
   return Engine.open(path, opts);
+}
+
+function makePredictor(opts: EngineOptions, file: GgufFile): Predictor {
+  const a = file.getString("general.architecture");
+  const depth = opts.prefetchDepth ?? file.getInt(`${a}.expert_used_count`);
+  const kind = opts.predictor ?? "lookahead";
+  switch (kind) {
+    case "none":
+      return noPredictor();
+    case "lookahead":
+      return lookaheadPredictor(depth);
+    case "table": {
+      if (!opts.profile) {
+        throw new EdgeMoeError(
+          "invalid_argument",
+          "create predictor",
+          "the table predictor needs a profile (--profile FILE from `edgemoe profile`)",
+        );
+      }
+      let text: string;
+      try {
+        text = Deno.readTextFileSync(opts.profile);
+      } catch (e) {
+        throw new EdgeMoeError("io", "create predictor", `cannot read profile ${opts.profile}`, { cause: e });
+      }
+      const profile = profileFromJson(text, opts.profile);
+      const nLayer = file.getInt(`${a}.block_count`), nExpert = file.getInt(`${a}.expert_count`);
+      if (profile.nLayers !== nLayer || profile.nExperts !== nExpert) {
+        throw new EdgeMoeError(
+          "invalid_argument",
+          "create predictor",
+          `profile ${opts.profile} is for ${profile.nLayers} layers × ${profile.nExperts} experts, the model has ${nLayer} × ${nExpert}`,
+        );
+      }
+      return tablePredictor(profile, depth);
+    }
+    default:
+      throw new EdgeMoeError(
+        "invalid_argument",
+        "create predictor",
+        `unknown predictor "${kind}"; known: none, lookahead, table`,
+      );
+  }
 }
 
 interface StorePlan {
