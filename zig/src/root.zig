@@ -137,6 +137,11 @@ test {
     _ = f32k;
     _ = @import("kernels/f16.zig");
     _ = @import("kernels/types.zig");
+    _ = @import("kernels/kquant.zig");
+    _ = @import("kernels/q8_k.zig");
+    _ = @import("kernels/q4_k.zig");
+    _ = @import("kernels/q5_k.zig");
+    _ = @import("kernels/q6_k.zig");
 }
 
 test "exports reject bad shapes with a message" {
