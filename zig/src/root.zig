@@ -142,6 +142,8 @@ test {
     _ = @import("kernels/q4_k.zig");
     _ = @import("kernels/q5_k.zig");
     _ = @import("kernels/q6_k.zig");
+    _ = @import("kernels/q3_k.zig");
+    _ = @import("kernels/q2_k.zig");
 }
 
 test "exports reject bad shapes with a message" {
