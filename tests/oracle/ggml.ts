@@ -114,6 +114,7 @@ interface TypeFns {
   info: GgmlTypeInfo;
   toFloat: Deno.UnsafeFnPointer<typeof toFloatDef> | null;
   fromFloat: Deno.UnsafeFnPointer<typeof fromFloatDef> | null;
+  fromFloatRef: Deno.UnsafeFnPointer<typeof fromFloatDef> | null;
   vecDot: Deno.UnsafeFnPointer<typeof vecDotDef> | null;
   vecDotRaw: Deno.PointerValue;
 }
@@ -202,6 +203,7 @@ export class Ggml implements Disposable {
       },
       toFloat: fn(tv.getPointer(40), toFloatDef),
       fromFloat: fn(cv.getPointer(0), fromFloatDef),
+      fromFloatRef: fn(tv.getPointer(48), fromFloatDef),
       vecDot: fn(cv.getPointer(8), vecDotDef),
       vecDotRaw: cv.getPointer(8),
     };
@@ -238,6 +240,7 @@ export class Ggml implements Disposable {
   quantize(type: number, src: Float32Array, nPerRow: number, rows = 1, imatrix?: Float32Array): Uint8Array {
     const f = this.#fns(type);
     if (src.length !== nPerRow * rows) fail(`${f.info.name}: ${src.length} floats for ${rows}x${nPerRow}`);
+    if (type === 9 || type === 15) fail(`ggml_quantize_chunk aborts on ${f.info.name}; use quantizeRef`);
     if (!imatrix && this.#base.symbols.ggml_quantize_requires_imatrix(type)) {
       fail(`${f.info.name} needs an importance matrix`);
     }
@@ -253,6 +256,19 @@ export class Ggml implements Disposable {
       imatrix ?? null,
     );
     if (Number(written) !== out.length) fail(`${f.info.name}: quantize wrote ${written} bytes, expected ${out.length}`);
+    return out;
+  }
+
+  /**
+   * `from_float_ref`: GGML's plain reference quantizer of one row. The only
+   * reference for the activation types Q8_1 and Q8_K, which
+   * `ggml_quantize_chunk` refuses.
+   */
+  quantizeRef(type: number, src: Float32Array): Uint8Array {
+    const f = this.#fns(type);
+    const ref = f.fromFloatRef ?? fail(`${f.info.name} has no from_float_ref`);
+    const out = new Uint8Array(this.bytes(type, src.length));
+    ref.call(src, out, BigInt(src.length));
     return out;
   }
 
