@@ -15,3 +15,5 @@ export { EdgeMoeError, type EdgeMoeErrorCode, type EdgeMoeErrorOptions } from ".
 export { NativeLibrary } from "./ffi/native.ts";
 export type { LoadOptions } from "./ffi/load.ts";
 export { VERSION } from "./src/version.ts";
+export { ThreadPool } from "./ffi/native.ts";
+export { GGML_TYPES, type GgmlTypeName } from "./ffi/ggml_types.ts";

@@ -45,6 +45,19 @@ Deno.test("ggml oracle: dequantize, quantize and vec_dot of hand-built q8_0 bloc
   assert(Math.abs(y[0] - 0.25 * sumSq) < 0.05 * 0.25 * sumSq, `matvec ${y[0]}`);
 });
 
+Deno.test("ggml oracle: q8_1 reference quantizer stores s = d * sum(q)", () => {
+  using g = Ggml.open();
+  const x = new Float32Array(32).map((_, i) => (i % 3) - 1);
+  const b = g.quantizeRef(Q8_1, x);
+  const v = new DataView(b.buffer);
+  const qs = new Int8Array(b.buffer, 4, 32);
+  assertEquals(qs[2], 127); // x = 1 is the absolute max
+  const sum = qs.reduce((s, q) => s + q, 0);
+  assertEquals(sum, -127);
+  // s is rounded from the f32 scale (1/127), not from the stored f16 one.
+  assertEquals(v.getFloat16(2, true), Math.f16round(Math.fround(sum * Math.fround(1 / 127))));
+});
+
 Deno.test("ggml oracle: f16 to_float widens exact halves", () => {
   using g = Ggml.open();
   const h = new Uint16Array([0x3c00, 0xc000, 0x7bff, 0x0001]);

@@ -29,10 +29,17 @@
  * loader (`ggml_backend_load_best`), `Ggml.open()` asks each for its
  * `ggml_backend_score()` and keeps the highest-scoring one this CPU runs.
  *
- * Needs `--allow-ffi --allow-read`.
+ * Row loops run in a tiny native shim (`ggml_rows.zig`), compiled with the
+ * pinned Zig into the system temp directory on first use: a Deno call through
+ * a function pointer costs microseconds, a whole matvec's worth of them
+ * would dwarf the kernel being measured.
+ *
+ * Needs `--allow-ffi --allow-read --allow-write --allow-run --allow-env`.
  *
  * @module
  */
+
+import { findZig } from "../../ffi/build.ts";
 
 /** Directory of the prebuilt llama.cpp libraries (override with `$EDGEMOE_GGML_DIR`). */
 export const GGML_DIR: string = Deno.env.get("EDGEMOE_GGML_DIR") ??
@@ -50,6 +57,38 @@ const cpuSymbols = {
   ggml_cpu_init: { parameters: [], result: "void" },
   ggml_get_type_traits_cpu: { parameters: ["i32"], result: "pointer" },
 } as const satisfies Deno.ForeignLibraryInterface;
+
+const shimSymbols = {
+  oracle_vec_dot_rows: {
+    parameters: ["pointer", "i32", "buffer", "usize", "usize", "buffer", "buffer"],
+    result: "void",
+  },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+/** Compiles ggml_rows.zig once per content (cached by FNV-1a hash in the temp directory) and opens it. */
+function openShim(): Deno.DynamicLibrary<typeof shimSymbols> {
+  const src = new URL("./ggml_rows.zig", import.meta.url);
+  let h = 0x811c9dc5;
+  for (const b of Deno.readFileSync(src)) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+  const hash = h.toString(16).padStart(8, "0");
+  const dir = `${Deno.env.get("TMPDIR") ?? "/tmp"}/edgemoe-oracle-${hash}`;
+  const lib = `${dir}/libggml_rows.so`;
+  try {
+    Deno.statSync(lib);
+  } catch {
+    Deno.mkdirSync(dir, { recursive: true });
+    const tmp = `${lib}.${Deno.pid}.partial`;
+    const out = new Deno.Command(findZig(), {
+      args: ["build-lib", "-dynamic", "-O", "ReleaseFast", `-femit-bin=${tmp}`, src.pathname],
+      cwd: dir,
+      stdout: "piped",
+      stderr: "piped",
+    }).outputSync();
+    if (!out.success) fail(`cannot build ${src.pathname}: ${new TextDecoder().decode(out.stderr)}`);
+    Deno.renameSync(tmp, lib);
+  }
+  return Deno.dlopen(lib, shimSymbols);
+}
 
 const toFloatDef = { parameters: ["buffer", "buffer", "i64"], result: "void" } as const;
 const fromFloatDef = { parameters: ["buffer", "buffer", "i64"], result: "void" } as const;
@@ -75,7 +114,9 @@ interface TypeFns {
   info: GgmlTypeInfo;
   toFloat: Deno.UnsafeFnPointer<typeof toFloatDef> | null;
   fromFloat: Deno.UnsafeFnPointer<typeof fromFloatDef> | null;
+  fromFloatRef: Deno.UnsafeFnPointer<typeof fromFloatDef> | null;
   vecDot: Deno.UnsafeFnPointer<typeof vecDotDef> | null;
+  vecDotRaw: Deno.PointerValue;
 }
 
 function fail(msg: string): never {
@@ -86,6 +127,7 @@ function fail(msg: string): never {
 export class Ggml implements Disposable {
   #base: Deno.DynamicLibrary<typeof baseSymbols>;
   #cpu: Deno.DynamicLibrary<typeof cpuSymbols>;
+  #shim: Deno.DynamicLibrary<typeof shimSymbols>;
   #types = new Map<number, TypeFns>();
   #closed = false;
   /** The CPU backend file in use, e.g. `libggml-cpu-sapphirerapids.so`. */
@@ -94,10 +136,12 @@ export class Ggml implements Disposable {
   private constructor(
     base: Deno.DynamicLibrary<typeof baseSymbols>,
     cpu: Deno.DynamicLibrary<typeof cpuSymbols>,
+    shim: Deno.DynamicLibrary<typeof shimSymbols>,
     file: string,
   ) {
     this.#base = base;
     this.#cpu = cpu;
+    this.#shim = shim;
     this.cpuLibrary = file;
   }
 
@@ -125,7 +169,15 @@ export class Ggml implements Disposable {
       fail(`no libggml-cpu-*.so in ${dir} supports this CPU`);
     }
     best.lib.symbols.ggml_cpu_init();
-    return new Ggml(base, best.lib, best.file);
+    let shim: Deno.DynamicLibrary<typeof shimSymbols>;
+    try {
+      shim = openShim();
+    } catch (e) {
+      best.lib.close();
+      base.close();
+      throw e;
+    }
+    return new Ggml(base, best.lib, shim, best.file);
   }
 
   #fns(type: number): TypeFns {
@@ -151,7 +203,9 @@ export class Ggml implements Disposable {
       },
       toFloat: fn(tv.getPointer(40), toFloatDef),
       fromFloat: fn(cv.getPointer(0), fromFloatDef),
+      fromFloatRef: fn(tv.getPointer(48), fromFloatDef),
       vecDot: fn(cv.getPointer(8), vecDotDef),
+      vecDotRaw: cv.getPointer(8),
     };
     this.#types.set(type, t);
     return t;
@@ -186,6 +240,7 @@ export class Ggml implements Disposable {
   quantize(type: number, src: Float32Array, nPerRow: number, rows = 1, imatrix?: Float32Array): Uint8Array {
     const f = this.#fns(type);
     if (src.length !== nPerRow * rows) fail(`${f.info.name}: ${src.length} floats for ${rows}x${nPerRow}`);
+    if (type === 9 || type === 15) fail(`ggml_quantize_chunk aborts on ${f.info.name}; use quantizeRef`);
     if (!imatrix && this.#base.symbols.ggml_quantize_requires_imatrix(type)) {
       fail(`${f.info.name} needs an importance matrix`);
     }
@@ -201,6 +256,19 @@ export class Ggml implements Disposable {
       imatrix ?? null,
     );
     if (Number(written) !== out.length) fail(`${f.info.name}: quantize wrote ${written} bytes, expected ${out.length}`);
+    return out;
+  }
+
+  /**
+   * `from_float_ref`: GGML's plain reference quantizer of one row. The only
+   * reference for the activation types Q8_1 and Q8_K, which
+   * `ggml_quantize_chunk` refuses.
+   */
+  quantizeRef(type: number, src: Float32Array): Uint8Array {
+    const f = this.#fns(type);
+    const ref = f.fromFloatRef ?? fail(`${f.info.name} has no from_float_ref`);
+    const out = new Uint8Array(this.bytes(type, src.length));
+    ref.call(src, out, BigInt(src.length));
     return out;
   }
 
@@ -234,17 +302,20 @@ export class Ggml implements Disposable {
   matvec(type: number, w: Uint8Array, x: Float32Array, rows: number, cols: number): Float32Array {
     const rowBytes = this.bytes(type, cols);
     if (w.length !== rowBytes * rows) fail(`w has ${w.length} bytes, expected ${rows} rows of ${rowBytes}`);
-    const a = this.fromFloat(this.#fns(type).info.vecDotType, x);
+    const f = this.#fns(type);
+    if (!f.vecDotRaw) fail(`${f.info.name} has no CPU vec_dot`);
+    const a = this.fromFloat(f.info.vecDotType, x);
     const y = new Float32Array(rows);
-    for (let r = 0; r < rows; r++) y[r] = this.vecDot(type, cols, w.subarray(r * rowBytes, (r + 1) * rowBytes), a);
+    this.#shim.symbols.oracle_vec_dot_rows(f.vecDotRaw, cols, w, BigInt(rowBytes), BigInt(rows), a, y);
     return y;
   }
 
-  /** Closes both libraries. Idempotent. */
+  /** Closes the libraries. Idempotent. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.#types.clear();
+    this.#shim.close();
     this.#cpu.close();
     this.#base.close();
   }
