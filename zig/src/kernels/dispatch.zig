@@ -25,7 +25,12 @@ fn Kernel(comptime t: GgmlType) ?type {
         .q5_1 => @import("q5_1.zig"),
         .q8_0 => @import("q8_0.zig"),
         .q8_1 => @import("q8_1.zig"),
-        .q2_k, .q3_k, .q4_k, .q5_k, .q6_k, .q8_k => null,
+        .q2_k => @import("q2_k.zig"),
+        .q3_k => @import("q3_k.zig"),
+        .q4_k => @import("q4_k.zig"),
+        .q5_k => @import("q5_k.zig"),
+        .q6_k => @import("q6_k.zig"),
+        .q8_k => @import("q8_k.zig"),
         _ => null,
     };
 }
@@ -35,6 +40,7 @@ fn ActivationOf(comptime A: type) type {
     if (A == f32) return @import("f32.zig");
     if (A == @import("q8_0.zig").Block) return @import("q8_0.zig");
     if (A == @import("q8_1.zig").Block) return @import("q8_1.zig");
+    if (A == @import("q8_k.zig").Block) return @import("q8_k.zig");
     @compileError("no activation quantizer for " ++ @typeName(A));
 }
 
