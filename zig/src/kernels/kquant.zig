@@ -35,43 +35,90 @@ pub fn scaledSumGeneric(q: *const [qk]i8, a: *const [qk]i8, sc: *const [16]i16) 
     return total;
 }
 
-/// Lanes of the i16 vectors: 16 with AVX2, 32 with AVX-512, 8 with NEON.
-const lanes: usize = @max(8, @min(32, std.simd.suggestVectorLength(i16) orelse 8));
-const I8v = @Vector(lanes, i8);
-const I16v = @Vector(lanes, i16);
-const I32h = @Vector(lanes / 2, i32);
+const builtin = @import("builtin");
+const x86 = builtin.cpu.arch == .x86_64;
+const has_avx512bw = x86 and std.Target.x86.featureSetHas(builtin.cpu.features, .avx512bw);
+const has_avx2 = x86 and std.Target.x86.featureSetHas(builtin.cpu.features, .avx2);
 
-fn evenOdd(comptime odd: bool) @Vector(lanes / 2, i32) {
-    var m: @Vector(lanes / 2, i32) = undefined;
-    for (0..lanes / 2) |i| m[i] = @intCast(2 * i + @intFromBool(odd));
+// x86 multiply-adds (LLVM intrinsics): u8×i8 pairs summed to i16 (the sums
+// here never saturate: |u| ≤ 63, |a| ≤ 128), then i16×i16 pairs summed to i32.
+extern fn @"llvm.x86.avx2.pmadd.ub.sw"(@Vector(32, i8), @Vector(32, i8)) @Vector(16, i16);
+extern fn @"llvm.x86.avx2.pmadd.wd"(@Vector(16, i16), @Vector(16, i16)) @Vector(8, i32);
+extern fn @"llvm.x86.avx512.pmaddubs.w.512"(@Vector(64, i8), @Vector(64, i8)) @Vector(32, i16);
+extern fn @"llvm.x86.avx512.pmaddw.d.512"(@Vector(32, i16), @Vector(32, i16)) @Vector(16, i32);
+
+/// Bytes per step: 64 with AVX-512, 32 with AVX2, 16 elsewhere (NEON).
+const step_bytes: usize = if (has_avx512bw) 64 else if (has_avx2) 32 else 16;
+/// i16 lanes after the first pairwise sum: each covers 2 weights.
+const pair_lanes = step_bytes / 2;
+
+/// For step k: the scale of each i16 pair lane (lane i covers weights k·B + 2i, +1).
+fn pairScaleMask(comptime k: usize) @Vector(pair_lanes, i32) {
+    var m: @Vector(pair_lanes, i32) = undefined;
+    for (0..pair_lanes) |i| m[i] = @intCast((k * step_bytes + 2 * i) / 16);
     return m;
 }
-const even_mask = evenOdd(false);
-const odd_mask = evenOdd(true);
 
-/// The scale of each lane of step `k` (lanes k·L … k·L+L−1 belong to sub-blocks (k·L+i)/16).
-fn scaleMask(comptime k: usize) @Vector(lanes, i32) {
-    var m: @Vector(lanes, i32) = undefined;
-    for (0..lanes) |i| m[i] = @intCast((k * lanes + i) / 16);
+fn evenOdd(comptime n: usize, comptime odd: bool) @Vector(n, i32) {
+    var m: @Vector(n, i32) = undefined;
+    for (0..n) |i| m[i] = @intCast(2 * i + @intFromBool(odd));
     return m;
 }
 
-/// SIMD twin of `scaledSumGeneric` (same integer, any order).
-pub fn scaledSum(q: *const [qk]i8, a: *const [qk]i8, sc: *const [16]i16) i32 {
+/// Pairwise products summed: lane i = u[2i]·a[2i] + u[2i+1]·a[2i+1].
+inline fn pairs(u: @Vector(step_bytes, u8), a: @Vector(step_bytes, i8)) @Vector(pair_lanes, i16) {
+    if (has_avx512bw) return @"llvm.x86.avx512.pmaddubs.w.512"(@bitCast(u), a);
+    if (has_avx2) return @"llvm.x86.avx2.pmadd.ub.sw"(@bitCast(u), a);
+    const p = @as(@Vector(step_bytes, i16), u) * @as(@Vector(step_bytes, i16), a);
+    return @shuffle(i16, p, undefined, evenOdd(pair_lanes, false)) + @shuffle(i16, p, undefined, evenOdd(pair_lanes, true));
+}
+
+/// Pairwise products of i16 summed to i32: lane i = p[2i]·s[2i] + p[2i+1]·s[2i+1].
+inline fn pairs32(p: @Vector(pair_lanes, i16), s: @Vector(pair_lanes, i16)) @Vector(pair_lanes / 2, i32) {
+    if (has_avx512bw) return @"llvm.x86.avx512.pmaddw.d.512"(p, s);
+    if (has_avx2) return @"llvm.x86.avx2.pmadd.wd"(p, s);
+    const h = pair_lanes / 2;
+    const pe: @Vector(h, i32) = @shuffle(i16, p, undefined, evenOdd(h, false));
+    const po: @Vector(h, i32) = @shuffle(i16, p, undefined, evenOdd(h, true));
+    const se: @Vector(h, i32) = @shuffle(i16, s, undefined, evenOdd(h, false));
+    const so: @Vector(h, i32) = @shuffle(i16, s, undefined, evenOdd(h, true));
+    return pe * se + po * so;
+}
+
+/// SIMD: Σ_j sc[j] · Σ_{i in sub-block j} u[i]·a[i] for unsigned weights
+/// u ≤ 63 (a type with signed values q = u − o adds −o·minSum(sc)). Exact.
+pub inline fn scaledSumUnsigned(u: *const [qk]u8, a: *const [qk]i8, sc: *const [16]i16) i32 {
     const scv: @Vector(16, i16) = sc.*;
-    var acc: I32h = @splat(0);
-    inline for (0..qk / lanes) |k| {
-        const qv: I16v = @as(I8v, q[k * lanes ..][0..lanes].*);
-        const av: I16v = @as(I8v, a[k * lanes ..][0..lanes].*);
-        const p = qv * av; // |q·a| ≤ 32·128: fits i16
-        const s = @shuffle(i16, scv, undefined, scaleMask(k));
-        const pe: I32h = @shuffle(i16, p, undefined, even_mask);
-        const po: I32h = @shuffle(i16, p, undefined, odd_mask);
-        const se: I32h = @shuffle(i16, s, undefined, even_mask);
-        const so: I32h = @shuffle(i16, s, undefined, odd_mask);
-        acc += pe * se + po * so;
+    var acc: @Vector(pair_lanes / 2, i32) = @splat(0);
+    inline for (0..qk / step_bytes) |k| {
+        const uv: @Vector(step_bytes, u8) = u[k * step_bytes ..][0..step_bytes].*;
+        const av: @Vector(step_bytes, i8) = a[k * step_bytes ..][0..step_bytes].*;
+        acc += pairs32(pairs(uv, av), @shuffle(i16, scv, undefined, pairScaleMask(k)));
     }
     return @reduce(.Add, acc);
+}
+
+/// The integer sum of one block: `unpackSigned` (scalar reference) gives the
+/// values q, `unpackUnsigned` (SIMD) gives u = q + offset.
+pub inline fn blockSum(
+    comptime simd: bool,
+    comptime offset: i32,
+    comptime B: type,
+    comptime unpackSigned: fn (*const B, *[qk]i8) void,
+    comptime unpackUnsigned: fn (*const B, *[qk]u8) void,
+    b: *const B,
+    a: *const q8_k.Block,
+    sc: *const [16]i16,
+) i32 {
+    if (simd) {
+        var u: [qk]u8 = undefined;
+        unpackUnsigned(b, &u);
+        const s = scaledSumUnsigned(&u, &a.qs, sc);
+        return if (offset == 0) s else s - offset * minSum(sc, a);
+    }
+    var q: [qk]i8 = undefined;
+    unpackSigned(b, &q);
+    return scaledSumGeneric(&q, &a.qs, sc);
 }
 
 /// Σ_j m[j] · bsums[j] over the 16 sub-block sums of a Q8_K block.
@@ -408,18 +455,27 @@ test "scale/min packing round-trips every 6-bit pair" {
     }
 }
 
-test "scaledSum SIMD equals the scalar sum, including extremes" {
+test "scaledSumUnsigned equals the scalar sum of the signed values, including extremes" {
     var prng = std.Random.DefaultPrng.init(3);
     const r = prng.random();
+    var u: [qk]u8 = undefined;
     var q: [qk]i8 = undefined;
     var a: [qk]i8 = undefined;
     var sc: [16]i16 = undefined;
+    var blk: q8_k.Block = undefined;
     for (0..50) |it| {
-        for (&q, &a) |*u, *v| {
-            u.* = if (it == 0) -32 else r.intRangeAtMost(i8, -32, 31);
-            v.* = if (it == 0) -128 else r.int(i8);
+        for (&u, &a) |*x, *y| {
+            x.* = if (it == 0) 0 else if (it == 1) 63 else r.uintAtMost(u8, 63);
+            y.* = if (it < 2) -128 else r.int(i8);
         }
-        for (&sc) |*s| s.* = if (it == 0) -128 else r.intRangeAtMost(i16, -128, 127);
-        try std.testing.expectEqual(scaledSumGeneric(&q, &a, &sc), scaledSum(&q, &a, &sc));
+        for (&q, u) |*x, v| x.* = @as(i8, @intCast(v)) - 32;
+        for (&sc) |*s| s.* = if (it < 2) -128 else r.intRangeAtMost(i16, -128, 127);
+        blk.qs = a;
+        for (&blk.bsums, 0..) |*b, j| {
+            var t: i16 = 0;
+            for (a[16 * j ..][0..16]) |v| t += v;
+            b.* = t;
+        }
+        try std.testing.expectEqual(scaledSumGeneric(&q, &a, &sc), scaledSumUnsigned(&u, &a, &sc) - 32 * minSum(&sc, &blk));
     }
 }

@@ -79,12 +79,12 @@ fn unpackGeneric(b: *const Block, q: *[block_elems]i8) void {
     for (q, 0..) |*v, e| v.* = @intCast(value(b, e));
 }
 
-fn unpack(b: *const Block, q: *[block_elems]i8) void {
+fn unpack(b: *const Block, q: *[block_elems]u8) void {
     const V = @Vector(32, u8);
     inline for (0..2) |h| {
         const qs: V = b.qs[32 * h ..][0..32].*;
         inline for (0..4) |k| {
-            q[128 * h + 32 * k ..][0..32].* = @bitCast((qs >> @splat(2 * k)) & @as(V, @splat(3)));
+            q[128 * h + 32 * k ..][0..32].* = (qs >> @splat(2 * k)) & @as(V, @splat(3));
         }
     }
 }
@@ -93,15 +93,13 @@ inline fn dotWith(comptime simd: bool, w: []const Block, a: []const Activation) 
     std.debug.assert(w.len == a.len);
     var sum: f32 = 0;
     for (w, a) |*b, *y| {
-        var q: [block_elems]i8 = undefined;
-        if (simd) unpack(b, &q) else unpackGeneric(b, &q);
         var sc: [16]i16 = undefined;
         var m: [16]i16 = undefined;
         for (b.scales, &sc, &m) |s, *sv, *mv| {
             sv.* = s & 0xF;
             mv.* = s >> 4;
         }
-        const sumi = if (simd) kq.scaledSum(&q, &y.qs, &sc) else kq.scaledSumGeneric(&q, &y.qs, &sc);
+        const sumi = kq.blockSum(simd, 0, Block, unpackGeneric, unpack, b, y, &sc);
         const summ = kq.minSum(&m, y);
         const d = @as(f32, b.d) * y.d;
         const dmin = @as(f32, b.dmin) * y.d;

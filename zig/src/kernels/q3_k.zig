@@ -108,7 +108,7 @@ fn unpackGeneric(b: *const Block, q: *[block_elems]i8) void {
     for (q, 0..) |*v, e| v.* = @as(i8, @intCast(value(b, e))) - 4;
 }
 
-fn unpack(b: *const Block, q: *[block_elems]i8) void {
+fn unpack(b: *const Block, q: *[block_elems]u8) void {
     const V = @Vector(32, u8);
     const three: V = @splat(3);
     const one: V = @splat(1);
@@ -117,7 +117,7 @@ fn unpack(b: *const Block, q: *[block_elems]i8) void {
         const qs: V = b.qs[32 * h ..][0..32].*;
         inline for (0..4) |k| {
             const v = ((qs >> @splat(2 * k)) & three) | (((hm >> @splat(4 * h + k)) & one) << @splat(2));
-            q[128 * h + 32 * k ..][0..32].* = @as(@Vector(32, i8), @bitCast(v)) - @as(@Vector(32, i8), @splat(4));
+            q[128 * h + 32 * k ..][0..32].* = v;
         }
     }
 }
@@ -126,10 +126,8 @@ inline fn dotWith(comptime simd: bool, w: []const Block, a: []const Activation) 
     std.debug.assert(w.len == a.len);
     var sum: f32 = 0;
     for (w, a) |*b, *y| {
-        var q: [block_elems]i8 = undefined;
-        if (simd) unpack(b, &q) else unpackGeneric(b, &q);
         const sc = scales16(&b.scales);
-        const sumi = if (simd) kq.scaledSum(&q, &y.qs, &sc) else kq.scaledSumGeneric(&q, &y.qs, &sc);
+        const sumi = kq.blockSum(simd, 4, Block, unpackGeneric, unpack, b, y, &sc);
         sum += @as(f32, b.d) * y.d * @as(f32, @floatFromInt(sumi));
     }
     return sum;

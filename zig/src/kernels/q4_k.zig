@@ -64,12 +64,12 @@ fn unpackGeneric(b: *const Block, q: *[block_elems]i8) void {
     }
 }
 
-fn unpack(b: *const Block, q: *[block_elems]i8) void {
+fn unpack(b: *const Block, q: *[block_elems]u8) void {
     const V = @Vector(32, u8);
     inline for (0..4) |c| {
         const v: V = b.qs[32 * c ..][0..32].*;
-        q[64 * c ..][0..32].* = @bitCast(v & @as(V, @splat(0xF)));
-        q[64 * c + 32 ..][0..32].* = @bitCast(v >> @splat(4));
+        q[64 * c ..][0..32].* = v & @as(V, @splat(0xF));
+        q[64 * c + 32 ..][0..32].* = v >> @splat(4);
     }
 }
 
@@ -77,10 +77,8 @@ inline fn dotWith(comptime simd: bool, w: []const Block, a: []const Activation) 
     std.debug.assert(w.len == a.len);
     var sum: f32 = 0;
     for (w, a) |*b, *y| {
-        var q: [block_elems]i8 = undefined;
-        if (simd) unpack(b, &q) else unpackGeneric(b, &q);
         const sm = kq.scalesMins16(&b.scales);
-        const sumi = if (simd) kq.scaledSum(&q, &y.qs, &sm.sc) else kq.scaledSumGeneric(&q, &y.qs, &sm.sc);
+        const sumi = kq.blockSum(simd, 0, Block, unpackGeneric, unpack, b, y, &sm.sc);
         const summ = kq.minSum(&sm.m, y);
         const d = @as(f32, b.d) * y.d;
         const dmin = @as(f32, b.dmin) * y.d;

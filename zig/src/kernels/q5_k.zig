@@ -75,7 +75,7 @@ fn unpackGeneric(b: *const Block, q: *[block_elems]i8) void {
     }
 }
 
-fn unpack(b: *const Block, q: *[block_elems]i8) void {
+fn unpack(b: *const Block, q: *[block_elems]u8) void {
     const V = @Vector(32, u8);
     const one: V = @splat(1);
     const qh: V = b.qh;
@@ -83,8 +83,8 @@ fn unpack(b: *const Block, q: *[block_elems]i8) void {
         const v: V = b.qs[32 * c ..][0..32].*;
         const h1 = ((qh >> @splat(2 * c)) & one) << @splat(4);
         const h2 = ((qh >> @splat(2 * c + 1)) & one) << @splat(4);
-        q[64 * c ..][0..32].* = @bitCast((v & @as(V, @splat(0xF))) | h1);
-        q[64 * c + 32 ..][0..32].* = @bitCast((v >> @splat(4)) | h2);
+        q[64 * c ..][0..32].* = (v & @as(V, @splat(0xF))) | h1;
+        q[64 * c + 32 ..][0..32].* = (v >> @splat(4)) | h2;
     }
 }
 
@@ -92,10 +92,8 @@ inline fn dotWith(comptime simd: bool, w: []const Block, a: []const Activation) 
     std.debug.assert(w.len == a.len);
     var sum: f32 = 0;
     for (w, a) |*b, *y| {
-        var q: [block_elems]i8 = undefined;
-        if (simd) unpack(b, &q) else unpackGeneric(b, &q);
         const sm = kq.scalesMins16(&b.scales);
-        const sumi = if (simd) kq.scaledSum(&q, &y.qs, &sm.sc) else kq.scaledSumGeneric(&q, &y.qs, &sm.sc);
+        const sumi = kq.blockSum(simd, 0, Block, unpackGeneric, unpack, b, y, &sm.sc);
         const summ = kq.minSum(&sm.m, y);
         const d = @as(f32, b.d) * y.d;
         const dmin = @as(f32, b.dmin) * y.d;

@@ -83,11 +83,10 @@ fn unpackGeneric(b: *const Block, q: *[block_elems]i8) void {
     for (q, 0..) |*v, e| v.* = @intCast(@as(i16, value(b, e)) - 32);
 }
 
-fn unpack(b: *const Block, q: *[block_elems]i8) void {
+fn unpack(b: *const Block, q: *[block_elems]u8) void {
     const V = @Vector(32, u8);
     const lo4: V = @splat(0xF);
     const two: V = @splat(3);
-    const off: @Vector(32, i8) = @splat(32);
     inline for (0..2) |h| {
         const ql0: V = b.ql[64 * h ..][0..32].*;
         const ql1: V = b.ql[64 * h + 32 ..][0..32].*;
@@ -99,7 +98,7 @@ fn unpack(b: *const Block, q: *[block_elems]i8) void {
             (ql1 >> @splat(4)) | ((qh >> @splat(6)) << @splat(4)),
         };
         inline for (parts, 0..) |p, k| {
-            q[128 * h + 32 * k ..][0..32].* = @as(@Vector(32, i8), @bitCast(p)) - off;
+            q[128 * h + 32 * k ..][0..32].* = p;
         }
     }
 }
@@ -108,11 +107,9 @@ inline fn dotWith(comptime simd: bool, w: []const Block, a: []const Activation) 
     std.debug.assert(w.len == a.len);
     var sum: f32 = 0;
     for (w, a) |*b, *y| {
-        var q: [block_elems]i8 = undefined;
-        if (simd) unpack(b, &q) else unpackGeneric(b, &q);
         var sc: [16]i16 = undefined;
         for (&sc, b.scales) |*s, v| s.* = v;
-        const sumi = if (simd) kq.scaledSum(&q, &y.qs, &sc) else kq.scaledSumGeneric(&q, &y.qs, &sc);
+        const sumi = kq.blockSum(simd, 32, Block, unpackGeneric, unpack, b, y, &sc);
         sum += @as(f32, b.d) * y.d * @as(f32, @floatFromInt(sumi));
     }
     return sum;
