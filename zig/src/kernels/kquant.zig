@@ -122,10 +122,10 @@ pub inline fn blockSum(
 }
 
 /// Σ_j m[j] · bsums[j] over the 16 sub-block sums of a Q8_K block.
-pub fn minSum(m: *const [16]i16, a: *const q8_k.Block) i32 {
-    var s: i32 = 0;
-    for (m, a.bsums) |mj, b| s += @as(i32, mj) * @as(i32, b);
-    return s;
+pub inline fn minSum(m: *const [16]i16, a: *const q8_k.Block) i32 {
+    const mv: @Vector(16, i32) = @as(@Vector(16, i16), m.*);
+    const bv: @Vector(16, i32) = @as(@Vector(16, i16), a.bsums);
+    return @reduce(.Add, mv * bv);
 }
 
 // ---------------------------------------------------------------------------
@@ -158,19 +158,27 @@ pub fn packScaleMin(sc: *const [8]u8, m: *const [8]u8) [12]u8 {
     return p;
 }
 
-/// Unpacks the 8 scales and mins, each repeated for both 16-weight halves.
 pub const ScalesMins = struct { sc: [16]i16, m: [16]i16 };
 
-pub fn scalesMins16(p: *const [12]u8) ScalesMins {
-    var r: ScalesMins = undefined;
-    for (0..8) |j| {
-        const sm = unpackScaleMin(p, j);
-        r.sc[2 * j] = sm.sc;
-        r.sc[2 * j + 1] = sm.sc;
-        r.m[2 * j] = sm.m;
-        r.m[2 * j + 1] = sm.m;
-    }
-    return r;
+/// Unpacks the 8 scales and mins, each repeated for both 16-weight halves
+/// (the vector form of `unpackScaleMin`).
+pub inline fn scalesMins16(p: *const [12]u8) ScalesMins {
+    const V = @Vector(8, u8);
+    const pv: @Vector(12, u8) = p.*;
+    const first4 = @Vector(8, bool){ true, true, true, true, false, false, false, false };
+    const a: V = @shuffle(u8, pv, undefined, @Vector(8, i32){ 0, 1, 2, 3, 8, 9, 10, 11 });
+    const b: V = @shuffle(u8, pv, undefined, @Vector(8, i32){ 4, 5, 6, 7, 0, 1, 2, 3 });
+    const c: V = @shuffle(u8, pv, undefined, @Vector(8, i32){ 4, 5, 6, 7, 8, 9, 10, 11 });
+    const d: V = @shuffle(u8, pv, undefined, @Vector(8, i32){ 0, 1, 2, 3, 4, 5, 6, 7 });
+    const six: V = @splat(63);
+    const four: V = @splat(0xF);
+    const sc = @select(u8, first4, a & six, (a & four) | ((b >> @splat(6)) << @splat(4)));
+    const m = @select(u8, first4, c & six, (c >> @splat(4)) | ((d >> @splat(6)) << @splat(4)));
+    const dup = @Vector(16, i32){ 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7 };
+    return .{
+        .sc = @as(@Vector(16, i16), @shuffle(u8, sc, undefined, dup)),
+        .m = @as(@Vector(16, i16), @shuffle(u8, m, undefined, dup)),
+    };
 }
 
 // ---------------------------------------------------------------------------
@@ -447,7 +455,10 @@ test "scale/min packing round-trips every 6-bit pair" {
             m[j] = @intCast((63 - v + 3 * j) % 64);
         }
         const p = packScaleMin(&sc, &m);
+        const sm16 = scalesMins16(&p);
         for (0..8) |j| {
+            try std.testing.expectEqual(@as(i16, sc[j]), sm16.sc[2 * j + 1]);
+            try std.testing.expectEqual(@as(i16, m[j]), sm16.m[2 * j]);
             const sm = unpackScaleMin(&p, j);
             try std.testing.expectEqual(sc[j], sm.sc);
             try std.testing.expectEqual(m[j], sm.m);

@@ -93,12 +93,9 @@ inline fn dotWith(comptime simd: bool, w: []const Block, a: []const Activation) 
     std.debug.assert(w.len == a.len);
     var sum: f32 = 0;
     for (w, a) |*b, *y| {
-        var sc: [16]i16 = undefined;
-        var m: [16]i16 = undefined;
-        for (b.scales, &sc, &m) |s, *sv, *mv| {
-            sv.* = s & 0xF;
-            mv.* = s >> 4;
-        }
+        const packed_scales: @Vector(16, u8) = b.scales;
+        const sc: [16]i16 = @as(@Vector(16, i16), packed_scales & @as(@Vector(16, u8), @splat(0xF)));
+        const m: [16]i16 = @as(@Vector(16, i16), packed_scales >> @splat(4));
         const sumi = kq.blockSum(simd, 0, Block, unpackGeneric, unpack, b, y, &sc);
         const summ = kq.minSum(&m, y);
         const d = @as(f32, b.d) * y.d;

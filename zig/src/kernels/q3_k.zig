@@ -24,6 +24,17 @@ comptime {
 
 /// The 16 scales as signed values −32..31.
 fn scales16(p: *const [12]u8) [16]i16 {
+    const pv: @Vector(12, u8) = p.*;
+    const lo: @Vector(16, u8) = @shuffle(u8, pv, undefined, @Vector(16, i32){ 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7 });
+    const hi: @Vector(16, u8) = @shuffle(u8, pv, undefined, @Vector(16, i32){ 8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11, 8, 9, 10, 11 });
+    const lo_shift = @Vector(16, u3){ 0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4 };
+    const hi_shift = @Vector(16, u3){ 0, 0, 0, 0, 2, 2, 2, 2, 4, 4, 4, 4, 6, 6, 6, 6 };
+    const v = ((lo >> lo_shift) & @as(@Vector(16, u8), @splat(0xF))) | (((hi >> hi_shift) & @as(@Vector(16, u8), @splat(3))) << @splat(4));
+    return @as(@Vector(16, i16), v) - @as(@Vector(16, i16), @splat(32));
+}
+
+/// Scalar definition of `scales16`, for its test.
+fn scales16Scalar(p: *const [12]u8) [16]i16 {
     var s: [16]i16 = undefined;
     for (&s, 0..) |*v, j| {
         const low = if (j < 8) p[j] & 0xF else p[j - 8] >> 4;
@@ -148,6 +159,7 @@ test "q3_k: scale packing round-trips" {
     for (0..64) |v| {
         for (&s, 0..) |*x, j| x.* = @intCast((v + 5 * j) % 64);
         const got = scales16(&packScales(&s));
+        try std.testing.expectEqual(scales16Scalar(&packScales(&s)), got);
         for (s, got) |want, g| try std.testing.expectEqual(@as(i16, want) - 32, g);
     }
 }

@@ -107,8 +107,7 @@ inline fn dotWith(comptime simd: bool, w: []const Block, a: []const Activation) 
     std.debug.assert(w.len == a.len);
     var sum: f32 = 0;
     for (w, a) |*b, *y| {
-        var sc: [16]i16 = undefined;
-        for (&sc, b.scales) |*s, v| s.* = v;
+        const sc: [16]i16 = @as(@Vector(16, i16), @as(@Vector(16, i8), b.scales));
         const sumi = kq.blockSum(simd, 32, Block, unpackGeneric, unpack, b, y, &sc);
         sum += @as(f32, b.d) * y.d * @as(f32, @floatFromInt(sumi));
     }
