@@ -9,7 +9,7 @@
  * Prints a Markdown table. Not a Deno.bench: each cell is the best of N
  * timed matvecs, the number to hold against memory bandwidth.
  */
-import { EdgeMoeError, GGML_TYPES, type GgmlTypeName, NativeLibrary } from "../mod.ts";
+import { EdgeMoeError, GgmlType, type GgmlTypeName, NativeLibrary } from "../mod.ts";
 import { Ggml } from "../tests/oracle/ggml.ts";
 import { parseArgs } from "../src/std/cli.ts";
 
@@ -54,7 +54,7 @@ for (const type of types) {
   const w = libs[0].quantize(type, wf);
   const all = gbps(w.length, [
     ...libs.map((lib) => () => lib.matvec(type, w, x, y, rows, cols)),
-    () => void ggml.matvec(GGML_TYPES[type].id, w, x, rows, cols),
+    () => void ggml.matvec(GgmlType[type], w, x, rows, cols),
   ]);
   const ours = all.slice(0, libs.length), ref = all[libs.length];
   const best = Math.max(...ours);
