@@ -15,5 +15,57 @@ export { EdgeMoeError, type EdgeMoeErrorCode, type EdgeMoeErrorOptions } from ".
 export { NativeLibrary } from "./ffi/native.ts";
 export type { LoadOptions } from "./ffi/load.ts";
 export { VERSION } from "./src/version.ts";
-export { ThreadPool } from "./ffi/native.ts";
-export { GGML_TYPES, type GgmlTypeName } from "./ffi/ggml_types.ts";
+export {
+  GGML_TYPES,
+  GgmlType,
+  ggmlTypeById,
+  ggmlTypeByName,
+  type GgmlTypeInfo,
+  GgufFile,
+  type GgufTensorInfo,
+  type GgufTensorSpec,
+  type GgufValue,
+  type GgufWriteOptions,
+  type GgufWriteResult,
+  writeGguf,
+} from "./src/gguf/mod.ts";
+export type { DecodeOptions, EncodeOptions, StreamDecoder, Tokenizer, TokenKind } from "./src/types.ts";
+export {
+  type GgufTokenizerMetadata,
+  specFromGguf,
+  specFromHf,
+  tokenizerFromGguf,
+  tokenizerFromHf,
+  type TokenizerSpec,
+  VocabTokenizer,
+} from "./src/tokenizer/mod.ts";
+export {
+  type ChatMessage,
+  type ChatRenderOptions,
+  ChatTemplate,
+  type RenderLimits,
+} from "./src/template/chat_template.ts";
+export {
+  type Candidates,
+  DEFAULT_SAMPLER_PARAMS,
+  type ResolvedSamplerParams,
+  resolveSamplerParams,
+  Sampler,
+  type SamplerOptions,
+  type SamplerParams,
+} from "./src/sampler/sampler.ts";
+export {
+  createEngine,
+  Engine,
+  type EngineOptions,
+  type EngineStats,
+  type ExpertStoreKind,
+  type GeneratedToken,
+  type GenerateOptions,
+  greedy,
+} from "./src/engine.ts";
+export { type StoreBackend } from "./ffi/slot_reader.ts";
+export { type ExpertStoreStats } from "./src/store/expert_store.ts";
+export { type PredictorStats, type RoutingProfile } from "./src/predictor/predictor.ts";
+export { formatSize, parseSize } from "./src/store/budget.ts";
+export { type GgmlTypeName, ThreadPool } from "./ffi/native.ts";

@@ -8,7 +8,8 @@
 import { EdgeMoeError, errorFromStatus } from "../src/errors.ts";
 import { CPU_FEATURE_BITS, type Symbols } from "./symbols.ts";
 import { type LoadOptions, openNativeLibrary } from "./load.ts";
-import { GGML_TYPES, ggmlBytes, type GgmlTypeName } from "./ggml_types.ts";
+import { SlotReader, type SlotReaderOptions } from "./slot_reader.ts";
+import { type GgmlType, ggmlTypeByName, type GgmlTypeInfo, tensorBytes } from "../src/gguf/types.ts";
 
 const decoder = new TextDecoder();
 
@@ -24,16 +25,30 @@ function checkDims(op: string, rows: number, cols: number): void {
   }
 }
 
-function typeOf(op: string, type: GgmlTypeName): (typeof GGML_TYPES)[GgmlTypeName] {
-  const t = GGML_TYPES[type];
-  if (!t) throw new EdgeMoeError("invalid_argument", op, `unknown GGML type ${String(type)}`);
-  return t;
+/** A GGML type name, e.g. `"q4_0"` (see `GGML_TYPES` in src/gguf/types.ts). */
+export type GgmlTypeName = keyof typeof GgmlType;
+
+function typeOf(op: string, type: GgmlTypeName): GgmlTypeInfo {
+  try {
+    return ggmlTypeByName(type);
+  } catch (e) {
+    throw new EdgeMoeError("invalid_argument", op, (e as Error).message, { cause: e });
+  }
 }
 
-function bytesOf(op: string, type: GgmlTypeName, n: number, what: string): number {
-  const b = ggmlBytes(type, n);
-  if (typeof b === "string") throw new EdgeMoeError("invalid_argument", op, `${what}: ${b}`);
-  return b;
+function bytesOf(op: string, t: GgmlTypeInfo, n: number, what: string): number {
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new EdgeMoeError("invalid_argument", op, `${what} must be a non-negative integer, got ${n}`);
+  }
+  const b = tensorBytes(t, BigInt(n));
+  if (b === undefined) {
+    throw new EdgeMoeError(
+      "invalid_argument",
+      op,
+      `${what} = ${n} is not a multiple of the ${t.name} block size ${t.blockElems}`,
+    );
+  }
+  return Number(b);
 }
 
 /**
@@ -182,7 +197,7 @@ export class NativeLibrary implements Disposable {
   quantize(type: GgmlTypeName, src: Float32Array): Uint8Array {
     const op = `quantize ${type}`;
     const t = typeOf(op, type);
-    const dst = new Uint8Array(bytesOf(op, type, src.length, "src"));
+    const dst = new Uint8Array(bytesOf(op, t, src.length, "src length"));
     this.#check(op, this.#syms().emoe_quantize(t.id, src, BigInt(src.length), dst, BigInt(dst.length)));
     return dst;
   }
@@ -191,7 +206,7 @@ export class NativeLibrary implements Disposable {
   dequantize(type: GgmlTypeName, src: Uint8Array, n: number): Float32Array {
     const op = `dequantize ${type}`;
     const t = typeOf(op, type);
-    checkLength(op, "src bytes", src.length, bytesOf(op, type, n, "n"));
+    checkLength(op, "src bytes", src.length, bytesOf(op, t, n, "n"));
     const dst = new Float32Array(n);
     this.#check(op, this.#syms().emoe_dequantize(t.id, src, BigInt(src.length), dst, BigInt(n)));
     return dst;
@@ -215,7 +230,7 @@ export class NativeLibrary implements Disposable {
     const op = `matvec ${type}`;
     const t = typeOf(op, type);
     checkDims(op, rows, cols);
-    checkLength(op, "w bytes", w.length, rows * bytesOf(op, type, cols, "cols"));
+    checkLength(op, "w bytes", w.length, rows * bytesOf(op, t, cols, "cols"));
     checkLength(op, "x", x.length, cols);
     checkLength(op, "y", y.length, rows);
     this.#check(
@@ -233,6 +248,21 @@ export class NativeLibrary implements Disposable {
         BigInt(cols),
       ),
     );
+  }
+
+  /** XXH64 (seed 0) of `bytes`, as the pack's expert checksums use. */
+  checksum64(bytes: Uint8Array): bigint {
+    const out = new BigUint64Array(1);
+    this.#check("checksum", this.#syms().emoe_checksum64(bytes, BigInt(bytes.length), out));
+    return out[0];
+  }
+
+  /**
+   * Opens `path` for expert reads into a fixed slot arena (see {@linkcode SlotReader}).
+   * Close the reader before the library.
+   */
+  openSlotReader(path: string, opts: SlotReaderOptions): SlotReader {
+    return SlotReader.open({ symbols: this.#syms(), check: (op, status) => this.#check(op, status) }, path, opts);
   }
 
   /** Closes the library (and any pool still open). Idempotent. */

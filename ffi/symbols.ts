@@ -52,20 +52,60 @@ export const symbols = {
     parameters: ["buffer", "usize", "buffer", "usize", "buffer", "usize", "usize", "usize"],
     result: "i32",
   },
-  /** i32 emoe_pool_create(u32 threads, ThreadPool** out) */
+  /** i32 emoe_pool_create(u32 threads, void** out) */
   emoe_pool_create: { parameters: ["u32", "buffer"], result: "i32" },
-  /** i32 emoe_pool_destroy(ThreadPool* pool) */
+  /** i32 emoe_pool_destroy(void* pool) */
   emoe_pool_destroy: { parameters: ["pointer"], result: "i32" },
   /** i32 emoe_quantize(u32 type, f32* src, usize n, u8* dst, usize dst_len) */
   emoe_quantize: { parameters: ["u32", "buffer", "usize", "buffer", "usize"], result: "i32" },
   /** i32 emoe_dequantize(u32 type, u8* src, usize src_len, f32* dst, usize n) */
   emoe_dequantize: { parameters: ["u32", "buffer", "usize", "buffer", "usize"], result: "i32" },
-  /** i32 emoe_matvec(ThreadPool* pool, u32 type, u8* w, usize w_len, f32* x, usize x_len, f32* y, usize y_len, usize rows, usize cols) */
+  /** i32 emoe_matvec(void* pool, u32 type, u8* w, usize w_len, f32* x, usize x_len, f32* y, usize y_len, usize rows, usize cols) */
   emoe_matvec: {
     parameters: ["pointer", "u32", "buffer", "usize", "buffer", "usize", "buffer", "usize", "usize", "usize"],
     result: "i32",
   },
+  /** i32 emoe_store_open(u8* path, usize path_len, StoreOptions* opts, void** out) */
+  emoe_store_open: { parameters: ["buffer", "usize", "buffer", "buffer"], result: "i32" },
+  /** i32 emoe_store_close(void* store) */
+  emoe_store_close: { parameters: ["pointer"], result: "i32" },
+  /** i32 emoe_store_submit(void* store, u32 slot, u64 offset, u64 len, u64 checksum) */
+  emoe_store_submit: { parameters: ["pointer", "u32", "u64", "u64", "u64"], result: "i32" },
+  /** i32 emoe_store_wait(void* store, u32 slot, usize* out_addr) */
+  emoe_store_wait: { parameters: ["pointer", "u32", "buffer"], result: "i32" },
+  /** i32 emoe_store_poll(void* store) */
+  emoe_store_poll: { parameters: ["pointer"], result: "i32" },
+  /** i32 emoe_store_stats(void* store, StoreStats* out) */
+  emoe_store_stats: { parameters: ["pointer", "buffer"], result: "i32" },
+  /** i32 emoe_checksum64(u8* bytes, usize len, u64* out) */
+  emoe_checksum64: { parameters: ["buffer", "usize", "buffer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
+
+/**
+ * `StoreOptions` (zig/src/io/store.zig `Options`), as u32/u64 fields at these
+ * byte offsets; 32 bytes in all (asserted at compile time on the Zig side).
+ */
+export const STORE_OPTIONS_LAYOUT = {
+  size: 32,
+  backend: 0,
+  slotCount: 4,
+  slotBytes: 8,
+  queueDepth: 16,
+  threads: 20,
+  direct: 24,
+} as const;
+
+/** `StoreStats` (zig/src/io/store.zig `Stats`): u64 fields in this order. */
+export const STORE_STATS_FIELDS = [
+  "readsTotal",
+  "bytesReadTotal",
+  "waitNsTotal",
+  "shortReadsTotal",
+  "checksumFailuresTotal",
+  "ioErrorsTotal",
+  "direct",
+  "backend",
+] as const;
 
 /** The opened library's symbol functions. */
 export type Symbols = Deno.DynamicLibrary<typeof symbols>["symbols"];

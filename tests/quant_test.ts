@@ -4,7 +4,7 @@
  * matvec close to GGML's vec_dot on the same weights, and results bit-identical
  * across thread counts and across the base/avx512 library variants.
  */
-import { EdgeMoeError, GGML_TYPES, type GgmlTypeName, NativeLibrary } from "../mod.ts";
+import { EdgeMoeError, GGML_TYPES, ggmlTypeByName, type GgmlTypeName, NativeLibrary } from "../mod.ts";
 import { Ggml } from "./oracle/ggml.ts";
 import { assert, assertEquals, assertThrows } from "../src/std/assert.ts";
 
@@ -34,7 +34,7 @@ function rmse(a: Float32Array, b: Float32Array): number {
 
 /** Random block bytes whose f16 scale fields (first 2 or 4 bytes of a block) are finite. */
 function randomBlocks(type: GgmlTypeName, n: number, seed: number): Uint8Array {
-  const { blockElems, blockBytes } = GGML_TYPES[type];
+  const { blockElems, blockBytes } = ggmlTypeByName(type);
   const next = rand(seed);
   const out = new Uint8Array((n / blockElems) * blockBytes).map(() => (next() + 1) * 128);
   const v = new DataView(out.buffer);
@@ -60,7 +60,7 @@ Deno.test("dequantize equals libggml's to_float bit for bit", () => {
   using g = Ggml.open();
   const n = 32 * 40;
   for (const type of WEIGHT_TYPES) {
-    const id = GGML_TYPES[type].id;
+    const id = ggmlTypeByName(type).id;
     for (const src of [randomBlocks(type, n, id), g.quantize(id, weights(n, id), n)]) {
       assertEquals(bits(lib.dequantize(type, src, n)), bits(g.dequantize(id, src, n)), `${type}`);
     }
@@ -69,9 +69,13 @@ Deno.test("dequantize equals libggml's to_float bit for bit", () => {
 
 Deno.test("GGML_TYPES agrees with libggml's type traits", () => {
   using g = Ggml.open();
-  for (const [name, t] of Object.entries(GGML_TYPES)) {
+  for (const t of GGML_TYPES) {
     const info = g.info(t.id);
-    assertEquals([info.name, info.blockElems, info.blockBytes], [name.replace("_k", "_K"), t.blockElems, t.blockBytes]);
+    assertEquals([info.name, info.blockElems, info.blockBytes], [
+      t.name.replace("_k", "_K"),
+      t.blockElems,
+      t.blockBytes,
+    ]);
   }
 });
 
@@ -81,12 +85,12 @@ Deno.test("quantizers: RMSE within 2% of ggml_quantize_chunk, bytes mostly ident
   const n = 4096 * 8;
   const x = weights(n, 11);
   for (const type of WEIGHT_TYPES) {
-    const id = GGML_TYPES[type].id;
+    const id = ggmlTypeByName(type).id;
     const ours = lib.quantize(type, x);
     const ref = g.quantize(id, x, n);
     const e1 = rmse(x, g.dequantize(id, ours, n)), e0 = rmse(x, g.dequantize(id, ref, n));
     assert(e1 <= e0 * 1.02 + 1e-12, `${type}: RMSE ${e1} vs ggml ${e0}`);
-    const { blockBytes } = GGML_TYPES[type];
+    const { blockBytes } = ggmlTypeByName(type);
     let same = 0;
     for (let b = 0; b < ours.length; b += blockBytes) {
       if (ours.subarray(b, b + blockBytes).every((v, i) => v === ref[b + i])) same++;
@@ -98,7 +102,7 @@ Deno.test("quantizers: RMSE within 2% of ggml_quantize_chunk, bytes mostly ident
     assert(same >= blocks * 0.99, `${type}: only ${same}/${blocks} blocks identical to ggml's`);
   }
   // Q8_1 is an activation format: compare with GGML's reference row quantizer.
-  const ours = lib.quantize("q8_1", x), ref = g.quantizeRef(GGML_TYPES.q8_1.id, x);
+  const ours = lib.quantize("q8_1", x), ref = g.quantizeRef(ggmlTypeByName("q8_1").id, x);
   assertEquals(ours, ref);
 });
 
@@ -108,7 +112,7 @@ Deno.test("matvec is close to libggml's vec_dot on the same quantized weights", 
   const rows = 67, cols = 32 * 24;
   const x = weights(cols, 5);
   for (const type of [...WEIGHT_TYPES, "f32"] as const) {
-    const id = GGML_TYPES[type].id;
+    const id = ggmlTypeByName(type).id;
     const w = lib.quantize(type, weights(rows * cols, 9));
     const wf = lib.dequantize(type, w, rows * cols);
     const y = new Float32Array(rows);

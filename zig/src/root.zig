@@ -14,9 +14,8 @@ const matvec = @import("kernels/matvec.zig");
 const f32k = @import("kernels/f32.zig");
 const dispatch = @import("kernels/dispatch.zig");
 const threads = @import("threads.zig");
-
-/// The opaque handle behind `emoe_pool_create`.
-const ThreadPool = threads.Pool;
+const store = @import("io/store.zig");
+const checksum = @import("io/checksum.zig");
 
 /// Bumped whenever an export changes name, parameters or meaning.
 pub const abi_version: u32 = 1;
@@ -83,7 +82,12 @@ fn matvecAny(comptime W: type, w: ?[*]const W, w_len: usize, x: ?[*]const f32, x
     }
 }
 
-fn poolCreate(count: u32, out: ?*?*ThreadPool) Error!void {
+/// A thread pool handle crosses the boundary as `?*anyopaque`; null means "no pool".
+fn poolFrom(h: ?*anyopaque) ?*threads.Pool {
+    return @ptrCast(@alignCast(h));
+}
+
+fn poolCreate(count: u32, out: ?*?*anyopaque) Error!void {
     const o = out orelse return status.fail(error.NullPointer, "out is null", .{});
     o.* = null;
     o.* = threads.Pool.create(std.heap.page_allocator, count) catch |err| return switch (err) {
@@ -101,8 +105,39 @@ fn dequantizeAny(type_id: u32, src: ?[*]const u8, src_len: usize, dst: ?[*]f32, 
     try dispatch.dequantize(@enumFromInt(type_id), try slice(u8, src, src_len, "src"), try sliceMut(f32, dst, n, "dst"));
 }
 
-fn matvecQuant(pool: ?*ThreadPool, type_id: u32, w: ?[*]const u8, w_len: usize, x: ?[*]const f32, x_len: usize, y: ?[*]f32, y_len: usize, rows: usize, cols: usize) Error!void {
-    try dispatch.matvec(pool, @enumFromInt(type_id), try slice(u8, w, w_len, "w"), try slice(f32, x, x_len, "x"), try sliceMut(f32, y, y_len, "y"), rows, cols);
+fn matvecQuant(pool: ?*anyopaque, type_id: u32, w: ?[*]const u8, w_len: usize, x: ?[*]const f32, x_len: usize, y: ?[*]f32, y_len: usize, rows: usize, cols: usize) Error!void {
+    try dispatch.matvec(poolFrom(pool), @enumFromInt(type_id), try slice(u8, w, w_len, "w"), try slice(f32, x, x_len, "x"), try sliceMut(f32, y, y_len, "y"), rows, cols);
+}
+
+fn storeFrom(h: ?*anyopaque) Error!*store.Store {
+    const p = h orelse return status.fail(error.NullPointer, "store handle is null", .{});
+    return @ptrCast(@alignCast(p));
+}
+
+fn storeOpen(path: ?[*]const u8, path_len: usize, opts: ?*const store.Options, out: ?*?*anyopaque) Error!void {
+    const o = out orelse return status.fail(error.NullPointer, "out is null", .{});
+    const op = opts orelse return status.fail(error.NullPointer, "options are null", .{});
+    const s = try store.Store.open(std.heap.c_allocator, try slice(u8, path, path_len, "path"), op.*);
+    o.* = s;
+}
+
+fn storeSubmit(h: ?*anyopaque, slot: u32, offset: u64, len: u64, expected: u64) Error!void {
+    try (try storeFrom(h)).submit(slot, offset, len, expected);
+}
+
+fn storeWait(h: ?*anyopaque, slot: u32, out: ?*usize) Error!void {
+    const o = out orelse return status.fail(error.NullPointer, "out is null", .{});
+    o.* = @intFromPtr((try (try storeFrom(h)).wait(slot)).ptr);
+}
+
+fn storeStats(h: ?*anyopaque, out: ?*store.Stats) Error!void {
+    const o = out orelse return status.fail(error.NullPointer, "out is null", .{});
+    o.* = (try storeFrom(h)).stats;
+}
+
+fn checksum64(ptr: ?[*]const u8, len: usize, out: ?*u64) Error!void {
+    const o = out orelse return status.fail(error.NullPointer, "out is null", .{});
+    o.* = checksum.hash64(try slice(u8, ptr, len, "bytes"));
 }
 
 // ---------------------------------------------------------------------------
@@ -156,18 +191,18 @@ export fn emoe_matvec_f16(w: ?[*]const f16, w_len: usize, x: ?[*]const f32, x_le
     return status.call(matvecAny(f16, w, w_len, x, x_len, y, y_len, rows, cols));
 }
 
-/// i32 emoe_pool_create(u32 threads, ThreadPool** out): a fixed pool of
+/// i32 emoe_pool_create(u32 threads, void** out): a fixed pool of
 /// `threads` (1..256, the calling thread included), all allocated now.
-export fn emoe_pool_create(count: u32, out: ?*?*ThreadPool) i32 {
+export fn emoe_pool_create(count: u32, out: ?*?*anyopaque) i32 {
     status.clear();
     return status.call(poolCreate(count, out));
 }
 
-/// i32 emoe_pool_destroy(ThreadPool* pool): joins the workers and frees the
+/// i32 emoe_pool_destroy(void* pool): joins the workers and frees the
 /// pool; null is a no-op.
-export fn emoe_pool_destroy(pool: ?*ThreadPool) i32 {
+export fn emoe_pool_destroy(pool: ?*anyopaque) i32 {
     status.clear();
-    if (pool) |p| p.destroy();
+    if (poolFrom(pool)) |p| p.destroy();
     return 0;
 }
 
@@ -184,12 +219,59 @@ export fn emoe_dequantize(type_id: u32, src: ?[*]const u8, src_len: usize, dst: 
     return status.call(dequantizeAny(type_id, src, src_len, dst, n));
 }
 
-/// i32 emoe_matvec(ThreadPool* pool, u32 type, u8* w, usize w_len, f32* x, usize x_len,
+/// i32 emoe_matvec(void* pool, u32 type, u8* w, usize w_len, f32* x, usize x_len,
 /// f32* y, usize y_len, usize rows, usize cols): y = W·x for W of any GGML
 /// type (rows of rowBytes(cols) bytes); pool may be null (calling thread only).
-export fn emoe_matvec(pool: ?*ThreadPool, type_id: u32, w: ?[*]const u8, w_len: usize, x: ?[*]const f32, x_len: usize, y: ?[*]f32, y_len: usize, rows: usize, cols: usize) i32 {
+export fn emoe_matvec(pool: ?*anyopaque, type_id: u32, w: ?[*]const u8, w_len: usize, x: ?[*]const f32, x_len: usize, y: ?[*]f32, y_len: usize, rows: usize, cols: usize) i32 {
     status.clear();
     return status.call(matvecQuant(pool, type_id, w, w_len, x, x_len, y, y_len, rows, cols));
+}
+
+/// i32 emoe_store_open(u8* path, usize path_len, StoreOptions* opts, void** out): opens the
+/// model file and allocates the slot arena.
+export fn emoe_store_open(path: ?[*]const u8, path_len: usize, opts: ?*const store.Options, out: ?*?*anyopaque) i32 {
+    status.clear();
+    return status.call(storeOpen(path, path_len, opts, out));
+}
+
+/// i32 emoe_store_close(void* store): waits for reads in flight, frees everything. Null is a no-op.
+export fn emoe_store_close(h: ?*anyopaque) i32 {
+    status.clear();
+    if (h == null) return 0;
+    (storeFrom(h) catch unreachable).close();
+    return 0;
+}
+
+/// i32 emoe_store_submit(void* store, u32 slot, u64 offset, u64 len, u64 checksum): starts
+/// reading file bytes offset..offset+len into `slot`; checksum 0 skips verification.
+export fn emoe_store_submit(h: ?*anyopaque, slot: u32, offset: u64, len: u64, expected: u64) i32 {
+    status.clear();
+    return status.call(storeSubmit(h, slot, offset, len, expected));
+}
+
+/// i32 emoe_store_wait(void* store, u32 slot, usize* out_addr): blocks until the slot is
+/// loaded and verified; writes the address of its first byte.
+export fn emoe_store_wait(h: ?*anyopaque, slot: u32, out: ?*usize) i32 {
+    status.clear();
+    return status.call(storeWait(h, slot, out));
+}
+
+/// i32 emoe_store_poll(void* store): reaps finished reads without blocking.
+export fn emoe_store_poll(h: ?*anyopaque) i32 {
+    status.clear();
+    return status.call(if (storeFrom(h)) |s| s.poll() else |e| e);
+}
+
+/// i32 emoe_store_stats(void* store, StoreStats* out)
+export fn emoe_store_stats(h: ?*anyopaque, out: ?*store.Stats) i32 {
+    status.clear();
+    return status.call(storeStats(h, out));
+}
+
+/// i32 emoe_checksum64(u8* bytes, usize len, u64* out): XXH64 (seed 0) of the bytes.
+export fn emoe_checksum64(ptr: ?[*]const u8, len: usize, out: ?*u64) i32 {
+    status.clear();
+    return status.call(checksum64(ptr, len, out));
 }
 
 test {
@@ -210,6 +292,8 @@ test {
     _ = @import("kernels/bf16.zig");
     _ = @import("kernels/dispatch.zig");
     _ = @import("threads.zig");
+    _ = @import("io/store.zig");
+    _ = @import("io/checksum.zig");
     _ = @import("kernels/kquant.zig");
     _ = @import("kernels/q8_k.zig");
     _ = @import("kernels/q4_k.zig");
@@ -237,7 +321,7 @@ test "exports reject bad shapes with a message" {
 }
 
 test "pool exports: create, refuse 0 threads, null-safe destroy" {
-    var pool: ?*ThreadPool = null;
+    var pool: ?*anyopaque = null;
     try std.testing.expectEqual(@as(i32, 0), emoe_pool_create(2, &pool));
     try std.testing.expect(pool != null);
     try std.testing.expectEqual(@as(i32, 0), emoe_pool_destroy(pool));

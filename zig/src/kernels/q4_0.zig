@@ -56,23 +56,24 @@ pub fn dequantize(src: []const Block, dst: []f32) void {
     }
 }
 
+pub inline fn quads(wb: *const Block, ab: *const Activation) qdot.I32x8 {
+    return qdot.quadsSigned(unpack(wb), ab.qs);
+}
+
+pub fn quadsScalar(wb: *const Block, ab: *const Activation) [qdot.quad_lanes]i32 {
+    return qdot.quadsScalar(&unpackScalar(wb), &ab.qs);
+}
+
+pub inline fn scale(wb: *const Block, ab: *const Activation) f32 {
+    return @as(f32, wb.d) * @as(f32, ab.d);
+}
+
 pub fn dotGeneric(w: []const Block, a: []const Activation) f32 {
-    std.debug.assert(w.len == a.len);
-    var acc = qdot.AccScalar{};
-    for (w, a, 0..) |*wb, *ab, i| {
-        const v = unpackScalar(wb);
-        acc.add(i, qdot.pairSumsScalar(&v, &ab.qs), @as(f32, wb.d) * @as(f32, ab.d));
-    }
-    return acc.finish();
+    return qdot.dotScalar(@This(), w, a);
 }
 
 pub fn dot(w: []const Block, a: []const Activation) f32 {
-    std.debug.assert(w.len == a.len);
-    var acc = qdot.Acc{};
-    for (w, a, 0..) |*wb, *ab, i| {
-        acc.add(i, qdot.pairSums(unpack(wb), ab.qs), @as(f32, wb.d) * @as(f32, ab.d));
-    }
-    return acc.finish();
+    return qdot.dot(@This(), w, a);
 }
 
 test "q4_0: SIMD = scalar bit for bit, dot within budget of f32, round trip" {

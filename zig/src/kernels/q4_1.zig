@@ -44,9 +44,9 @@ fn unpackScalar(b: *const Block) [32]i8 {
     return v;
 }
 
-inline fn unpack(b: *const Block) qdot.I8x32 {
+inline fn unpack(b: *const Block) qdot.U8x32 {
     const qs: @Vector(16, u8) = b.qs;
-    return @bitCast(std.simd.join(qs & @as(@Vector(16, u8), @splat(0x0F)), qs >> @splat(4)));
+    return std.simd.join(qs & @as(@Vector(16, u8), @splat(0x0F)), qs >> @splat(4));
 }
 
 pub fn dequantize(src: []const Block, dst: []f32) void {
@@ -58,25 +58,28 @@ pub fn dequantize(src: []const Block, dst: []f32) void {
     }
 }
 
+pub inline fn quads(wb: *const Block, ab: *const Activation) qdot.I32x8 {
+    return qdot.quadsUnsigned(unpack(wb), ab.qs);
+}
+
+pub fn quadsScalar(wb: *const Block, ab: *const Activation) [qdot.quad_lanes]i32 {
+    return qdot.quadsScalar(&unpackScalar(wb), &ab.qs);
+}
+
+pub inline fn scale(wb: *const Block, ab: *const Activation) f32 {
+    return @as(f32, wb.d) * @as(f32, ab.d);
+}
+
+pub inline fn offset(wb: *const Block, ab: *const Activation) [2]f32 {
+    return .{ wb.m, ab.s };
+}
+
 pub fn dotGeneric(w: []const Block, a: []const Activation) f32 {
-    std.debug.assert(w.len == a.len);
-    var acc = qdot.AccScalar{};
-    for (w, a, 0..) |*wb, *ab, i| {
-        const v = unpackScalar(wb);
-        acc.add(i, qdot.pairSumsScalar(&v, &ab.qs), @as(f32, wb.d) * @as(f32, ab.d));
-        acc.addOffset(wb.m, ab.s);
-    }
-    return acc.finish();
+    return qdot.dotScalar(@This(), w, a);
 }
 
 pub fn dot(w: []const Block, a: []const Activation) f32 {
-    std.debug.assert(w.len == a.len);
-    var acc = qdot.Acc{};
-    for (w, a, 0..) |*wb, *ab, i| {
-        acc.add(i, qdot.pairSums(unpack(wb), ab.qs), @as(f32, wb.d) * @as(f32, ab.d));
-        acc.addOffset(wb.m, ab.s);
-    }
-    return acc.finish();
+    return qdot.dot(@This(), w, a);
 }
 
 test "q4_1: SIMD = scalar bit for bit, dot within budget of f32, round trip" {

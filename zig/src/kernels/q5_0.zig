@@ -65,13 +65,13 @@ const byte_of_lane: [32]i32 = blk: {
 };
 
 /// SIMD twin of `fiveScalar`.
-pub inline fn five(qs: *const [16]u8, qh: *const [4]u8) qdot.I8x32 {
+pub inline fn five(qs: *const [16]u8, qh: *const [4]u8) qdot.U8x32 {
     const q: @Vector(16, u8) = qs.*;
     const low = std.simd.join(q & @as(@Vector(16, u8), @splat(0x0F)), q >> @splat(4));
     const h: @Vector(4, u8) = qh.*;
     const spread = @shuffle(u8, h, undefined, byte_of_lane);
     const high = @select(u8, (spread & bit_of_lane) != @as(@Vector(32, u8), @splat(0)), @as(@Vector(32, u8), @splat(0x10)), @as(@Vector(32, u8), @splat(0)));
-    return @bitCast(low | high);
+    return low | high;
 }
 
 pub fn dequantize(src: []const Block, dst: []f32) void {
@@ -83,25 +83,26 @@ pub fn dequantize(src: []const Block, dst: []f32) void {
     }
 }
 
+pub inline fn quads(wb: *const Block, ab: *const Activation) qdot.I32x8 {
+    return qdot.quadsSigned(@as(qdot.I8x32, @bitCast(five(&wb.qs, &wb.qh))) - @as(qdot.I8x32, @splat(16)), ab.qs);
+}
+
+pub fn quadsScalar(wb: *const Block, ab: *const Activation) [qdot.quad_lanes]i32 {
+    var v = fiveScalar(&wb.qs, &wb.qh);
+    for (&v) |*e| e.* -= 16;
+    return qdot.quadsScalar(&v, &ab.qs);
+}
+
+pub inline fn scale(wb: *const Block, ab: *const Activation) f32 {
+    return @as(f32, wb.d) * @as(f32, ab.d);
+}
+
 pub fn dotGeneric(w: []const Block, a: []const Activation) f32 {
-    std.debug.assert(w.len == a.len);
-    var acc = qdot.AccScalar{};
-    for (w, a, 0..) |*wb, *ab, i| {
-        var v = fiveScalar(&wb.qs, &wb.qh);
-        for (&v) |*e| e.* -= 16;
-        acc.add(i, qdot.pairSumsScalar(&v, &ab.qs), @as(f32, wb.d) * @as(f32, ab.d));
-    }
-    return acc.finish();
+    return qdot.dotScalar(@This(), w, a);
 }
 
 pub fn dot(w: []const Block, a: []const Activation) f32 {
-    std.debug.assert(w.len == a.len);
-    var acc = qdot.Acc{};
-    for (w, a, 0..) |*wb, *ab, i| {
-        const v = five(&wb.qs, &wb.qh) - @as(qdot.I8x32, @splat(16));
-        acc.add(i, qdot.pairSums(v, ab.qs), @as(f32, wb.d) * @as(f32, ab.d));
-    }
-    return acc.finish();
+    return qdot.dot(@This(), w, a);
 }
 
 test "q5_0: SIMD = scalar bit for bit, dot within budget of f32, round trip" {
@@ -114,7 +115,7 @@ test "q5_0: fifth bits unpack the same in SIMD and scalar" {
     var b: Block = .{ .d = 1, .qh = undefined, .qs = undefined };
     packFive(&q, &b.qs, &b.qh);
     const s = fiveScalar(&b.qs, &b.qh);
-    const v: [32]i8 = five(&b.qs, &b.qh);
+    const v: [32]i8 = @bitCast(five(&b.qs, &b.qh));
     try std.testing.expectEqual(s, v);
     for (q, s) |want, got| try std.testing.expectEqual(@as(i8, @intCast(want)), got);
 }

@@ -45,25 +45,28 @@ pub fn dequantize(src: []const Block, dst: []f32) void {
     }
 }
 
+pub inline fn quads(wb: *const Block, ab: *const Activation) qdot.I32x8 {
+    return qdot.quadsUnsigned(q5_0.five(&wb.qs, &wb.qh), ab.qs);
+}
+
+pub fn quadsScalar(wb: *const Block, ab: *const Activation) [qdot.quad_lanes]i32 {
+    return qdot.quadsScalar(&q5_0.fiveScalar(&wb.qs, &wb.qh), &ab.qs);
+}
+
+pub inline fn scale(wb: *const Block, ab: *const Activation) f32 {
+    return @as(f32, wb.d) * @as(f32, ab.d);
+}
+
+pub inline fn offset(wb: *const Block, ab: *const Activation) [2]f32 {
+    return .{ wb.m, ab.s };
+}
+
 pub fn dotGeneric(w: []const Block, a: []const Activation) f32 {
-    std.debug.assert(w.len == a.len);
-    var acc = qdot.AccScalar{};
-    for (w, a, 0..) |*wb, *ab, i| {
-        const v = q5_0.fiveScalar(&wb.qs, &wb.qh);
-        acc.add(i, qdot.pairSumsScalar(&v, &ab.qs), @as(f32, wb.d) * @as(f32, ab.d));
-        acc.addOffset(wb.m, ab.s);
-    }
-    return acc.finish();
+    return qdot.dotScalar(@This(), w, a);
 }
 
 pub fn dot(w: []const Block, a: []const Activation) f32 {
-    std.debug.assert(w.len == a.len);
-    var acc = qdot.Acc{};
-    for (w, a, 0..) |*wb, *ab, i| {
-        acc.add(i, qdot.pairSums(q5_0.five(&wb.qs, &wb.qh), ab.qs), @as(f32, wb.d) * @as(f32, ab.d));
-        acc.addOffset(wb.m, ab.s);
-    }
-    return acc.finish();
+    return qdot.dot(@This(), w, a);
 }
 
 test "q5_1: SIMD = scalar bit for bit, dot within budget of f32, round trip" {

@@ -1,94 +1,133 @@
 //! The shared shape of every 32-element block dot product (Q4_0, Q4_1, Q5_0,
 //! Q5_1, Q8_0 weights against Q8_0/Q8_1 activations).
 //!
-//! Per block the weight values (unpacked to i8) are multiplied with the
-//! activation bytes and summed in exact integers as 16 pair sums,
-//! lane l = w[2l]·a[2l] + w[2l+1]·a[2l+1] (what `pmaddwd` computes). The pair
-//! sums, converted to f32, are fused-multiply-added with the block's scale
-//! (d_w·d_a, one f32 rounding) into one of two 16-lane accumulators, even
-//! blocks into the first and odd blocks into the second. The result is
-//! (acc0 + acc1) summed lane by lane left to right, plus a scalar
-//! accumulator of per-block offsets (the m·s term of Q4_1/Q5_1, added block
-//! by block with fused multiply-add). This logical shape does not depend on
-//! the hardware vector width, so AVX2, AVX-512, NEON and the scalar
-//! reference return bit-identical results.
+//! Per block the weight values (unpacked to bytes) are multiplied with the
+//! activation bytes and summed in exact integers as 8 quad sums,
+//! lane l = Σ_{k<4} w[4l+k]·a[4l+k] (what `vpdpbusd`, or `pmaddubsw` then
+//! `pmaddwd`, computes). Blocks are taken in pairs: the two blocks' quad
+//! sums, converted to f32, form one 16-lane vector that is fused-multiply-added
+//! with [scale of the first block ×8, scale of the second ×8] (scale = d_w·d_a,
+//! one f32 rounding) into one 16-lane accumulator. An odd last block pairs
+//! with zeros. The result is the accumulator summed lane by lane left to
+//! right, plus a scalar accumulator of per-block offsets (the m·s term of
+//! Q4_1/Q5_1, fused-multiply-added block by block). This logical shape does
+//! not depend on the hardware vector width, so AVX2, AVX-512, NEON and the
+//! scalar reference return bit-identical results.
+//!
+//! A type file `T` provides `quads(wb, ab) I32x8` (SIMD), `quadsScalar(wb, ab)
+//! [8]i32`, `scale(wb, ab) f32`, and optionally `offset(wb, ab) [2]f32` (m, s);
+//! `dot` and `dotScalar` here run the loop.
 const std = @import("std");
+const builtin = @import("builtin");
 
 pub const block_elems = 32;
-pub const lanes = 16;
+pub const quad_lanes = 8;
 
 pub const I8x32 = @Vector(32, i8);
-pub const I32x16 = @Vector(16, i32);
-pub const F32x16 = @Vector(16, f32);
+pub const U8x32 = @Vector(32, u8);
+pub const I32x8 = @Vector(8, i32);
+const F32x8 = @Vector(8, f32);
+const F32x16 = @Vector(16, f32);
 
-const even: [lanes]i32 = blk: {
-    var m: [lanes]i32 = undefined;
-    for (&m, 0..) |*v, i| v.* = 2 * i;
-    break :blk m;
-};
-const odd: [lanes]i32 = blk: {
-    var m: [lanes]i32 = undefined;
-    for (&m, 0..) |*v, i| v.* = 2 * i + 1;
-    break :blk m;
-};
+const x86 = builtin.cpu.arch == .x86_64;
+const has_avx2 = x86 and std.Target.x86.featureSetHas(builtin.cpu.features, .avx2);
+const has_vnni = x86 and std.Target.x86.featureSetHasAll(builtin.cpu.features, .{ .avx512vnni, .avx512vl });
 
-/// The 16 exact pair sums of `w · a` (both 32 signed bytes).
-pub inline fn pairSums(w: I8x32, a: I8x32) I32x16 {
-    const wi: @Vector(32, i32) = w;
-    const ai: @Vector(32, i32) = a;
-    const p = wi * ai;
-    return @shuffle(i32, p, undefined, even) + @shuffle(i32, p, undefined, odd);
+extern fn @"llvm.x86.avx2.psign.b"(a: I8x32, b: I8x32) I8x32;
+extern fn @"llvm.x86.avx2.pmadd.ub.sw"(a: U8x32, b: I8x32) @Vector(16, i16);
+extern fn @"llvm.x86.avx2.pmadd.wd"(a: @Vector(16, i16), b: @Vector(16, i16)) I32x8;
+extern fn @"llvm.x86.avx512.vpdpbusd.256"(acc: I32x8, a: I32x8, b: I32x8) I32x8;
+
+fn interleave(comptime n: usize, comptime stride: usize, comptime off: usize) [n]i32 {
+    var m: [n]i32 = undefined;
+    for (&m, 0..) |*v, i| v.* = @intCast(stride * i + off);
+    return m;
 }
 
-/// Scalar twin of `pairSums`.
-pub fn pairSumsScalar(w: *const [block_elems]i8, a: *const [block_elems]i8) [lanes]i32 {
-    var s: [lanes]i32 = undefined;
-    for (&s, 0..) |*v, l| v.* = @as(i32, w[2 * l]) * a[2 * l] + @as(i32, w[2 * l + 1]) * a[2 * l + 1];
+/// Quad sums of `w · a` for weights 0..127 (as bytes) and activations −127..127.
+pub inline fn quadsUnsigned(w: U8x32, a: I8x32) I32x8 {
+    if (has_vnni) return @"llvm.x86.avx512.vpdpbusd.256"(@splat(0), @bitCast(w), @bitCast(a));
+    if (has_avx2) return @"llvm.x86.avx2.pmadd.wd"(@"llvm.x86.avx2.pmadd.ub.sw"(w, a), @splat(1));
+    return quadsPortable(@as(@Vector(32, i32), w), a);
+}
+
+/// Quad sums of `w · a` for signed weights −128..127 and activations −127..127
+/// (|w| times a with w's sign: the unsigned-by-signed products stay exact).
+pub inline fn quadsSigned(w: I8x32, a: I8x32) I32x8 {
+    if (has_avx2) return quadsUnsigned(@bitCast(@"llvm.x86.avx2.psign.b"(w, w)), @"llvm.x86.avx2.psign.b"(a, w));
+    return quadsPortable(@as(@Vector(32, i32), w), a);
+}
+
+inline fn quadsPortable(w: @Vector(32, i32), a: I8x32) I32x8 {
+    const p = w * @as(@Vector(32, i32), a);
+    const pairs = @shuffle(i32, p, undefined, interleave(16, 2, 0)) + @shuffle(i32, p, undefined, interleave(16, 2, 1));
+    return @shuffle(i32, pairs, undefined, interleave(8, 2, 0)) + @shuffle(i32, pairs, undefined, interleave(8, 2, 1));
+}
+
+/// Scalar twin of the quad sums, for any weight and activation bytes.
+pub fn quadsScalar(w: *const [block_elems]i8, a: *const [block_elems]i8) [quad_lanes]i32 {
+    var s: [quad_lanes]i32 = @splat(0);
+    for (&s, 0..) |*v, l| {
+        for (0..4) |k| v.* += @as(i32, w[4 * l + k]) * a[4 * l + k];
+    }
     return s;
 }
 
-/// The SIMD accumulator.
-pub const Acc = struct {
-    v: [2]F32x16 = .{ @splat(0), @splat(0) },
-    offset: f32 = 0,
-
-    pub inline fn add(self: *Acc, block: usize, sums: I32x16, scale: f32) void {
-        const k = block & 1;
-        self.v[k] = @mulAdd(F32x16, @floatFromInt(sums), @splat(scale), self.v[k]);
+/// The SIMD dot product of a row of `T.Block` with `T.Activation` blocks.
+pub inline fn dot(comptime T: type, w: []const T.Block, a: []const T.Activation) f32 {
+    std.debug.assert(w.len == a.len);
+    const has_offset = @hasDecl(T, "offset");
+    var acc: F32x16 = @splat(0);
+    var off: f32 = 0;
+    var i: usize = 0;
+    while (i + 2 <= w.len) : (i += 2) {
+        const q = std.simd.join(T.quads(&w[i], &a[i]), T.quads(&w[i + 1], &a[i + 1]));
+        const s = std.simd.join(@as(F32x8, @splat(T.scale(&w[i], &a[i]))), @as(F32x8, @splat(T.scale(&w[i + 1], &a[i + 1]))));
+        acc = @mulAdd(F32x16, @floatFromInt(q), s, acc);
+        if (has_offset) {
+            inline for (0..2) |k| {
+                const o = T.offset(&w[i + k], &a[i + k]);
+                off = @mulAdd(f32, o[0], o[1], off);
+            }
+        }
     }
-
-    pub inline fn addOffset(self: *Acc, m: f32, s: f32) void {
-        self.offset = @mulAdd(f32, m, s, self.offset);
+    if (i < w.len) {
+        const q = std.simd.join(T.quads(&w[i], &a[i]), @as(I32x8, @splat(0)));
+        const s = std.simd.join(@as(F32x8, @splat(T.scale(&w[i], &a[i]))), @as(F32x8, @splat(0)));
+        acc = @mulAdd(F32x16, @floatFromInt(q), s, acc);
+        if (has_offset) {
+            const o = T.offset(&w[i], &a[i]);
+            off = @mulAdd(f32, o[0], o[1], off);
+        }
     }
+    const lanes: [16]f32 = acc;
+    var sum: f32 = 0;
+    inline for (lanes) |x| sum += x;
+    return sum + off;
+}
 
-    pub inline fn finish(self: Acc) f32 {
-        const arr: [lanes]f32 = self.v[0] + self.v[1];
-        var s: f32 = 0;
-        inline for (arr) |x| s += x;
-        return s + self.offset;
+/// Scalar twin of `dot`: the same operations in the same order, one lane at a time.
+pub fn dotScalar(comptime T: type, w: []const T.Block, a: []const T.Activation) f32 {
+    std.debug.assert(w.len == a.len);
+    var acc: [16]f32 = @splat(0);
+    var off: f32 = 0;
+    var i: usize = 0;
+    while (i < w.len) : (i += 2) {
+        for (0..2) |k| {
+            const present = i + k < w.len;
+            const q: [quad_lanes]i32 = if (present) T.quadsScalar(&w[i + k], &a[i + k]) else @splat(0);
+            const s: f32 = if (present) T.scale(&w[i + k], &a[i + k]) else 0;
+            for (0..quad_lanes) |l| acc[8 * k + l] = @mulAdd(f32, @floatFromInt(q[l]), s, acc[8 * k + l]);
+            if (@hasDecl(T, "offset") and present) {
+                const o = T.offset(&w[i + k], &a[i + k]);
+                off = @mulAdd(f32, o[0], o[1], off);
+            }
+        }
     }
-};
-
-/// Scalar twin of `Acc`.
-pub const AccScalar = struct {
-    v: [2][lanes]f32 = .{ @splat(0), @splat(0) },
-    offset: f32 = 0,
-
-    pub fn add(self: *AccScalar, block: usize, sums: [lanes]i32, scale: f32) void {
-        const k = block & 1;
-        for (&self.v[k], sums) |*acc, x| acc.* = @mulAdd(f32, @floatFromInt(x), scale, acc.*);
-    }
-
-    pub fn addOffset(self: *AccScalar, m: f32, s: f32) void {
-        self.offset = @mulAdd(f32, m, s, self.offset);
-    }
-
-    pub fn finish(self: AccScalar) f32 {
-        var s: f32 = 0;
-        for (self.v[0], self.v[1]) |a, b| s += a + b;
-        return s + self.offset;
-    }
-};
+    var sum: f32 = 0;
+    for (acc) |x| sum += x;
+    return sum + off;
+}
 
 /// Largest |x| of a block and the value that has it (first one on ties),
 /// as GGML's symmetric quantizers pick their scale.
@@ -201,13 +240,17 @@ pub const testing = struct {
     }
 };
 
-test "pair sums: SIMD equals scalar on extreme bytes" {
+test "quad sums: SIMD equals scalar on extreme bytes" {
     var w: [32]i8 = undefined;
     var a: [32]i8 = undefined;
-    for (&w, &a, 0..) |*p, *q, i| {
+    var u: [32]i8 = undefined;
+    for (&w, &a, &u, 0..) |*p, *q, *r, i| {
         p.* = if (i % 3 == 0) -128 else @intCast(@as(i32, @intCast(i * 7 % 255)) - 127);
-        q.* = if (i % 5 == 0) -128 else 127;
+        q.* = if (i % 5 == 0) -127 else 127;
+        r.* = @intCast(i * 5 % 128);
     }
-    const v: [lanes]i32 = pairSums(w, a);
-    try std.testing.expectEqual(pairSumsScalar(&w, &a), v);
+    const v: [8]i32 = quadsSigned(w, a);
+    try std.testing.expectEqual(quadsScalar(&w, &a), v);
+    const uv: [8]i32 = quadsUnsigned(@bitCast(u), a);
+    try std.testing.expectEqual(quadsScalar(&u, &a), uv);
 }
