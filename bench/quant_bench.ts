@@ -16,7 +16,21 @@ import { parseArgs } from "../src/std/cli.ts";
 const args = parseArgs(Deno.args, { string: ["reps"], default: { reps: "10" } });
 const reps = Number(args.reps);
 const rows = 4096, cols = 4096;
-const types: GgmlTypeName[] = ["f32", "f16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0"];
+const types: GgmlTypeName[] = [
+  "f32",
+  "f16",
+  "bf16",
+  "q8_0",
+  "q5_1",
+  "q5_0",
+  "q4_1",
+  "q4_0",
+  "q6_k",
+  "q5_k",
+  "q4_k",
+  "q3_k",
+  "q2_k",
+];
 
 /**
  * Best-of-`reps` GB/s of `bytes` moved by each of `fns`, run interleaved

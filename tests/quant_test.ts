@@ -139,7 +139,7 @@ Deno.test("matvec: bit-identical for 1, 2 and 3 threads and for the base and avx
   try {
     const rows = 301;
     for (const type of [...WEIGHT_TYPES, "q2_k", "q3_k", "q4_k", "q5_k", "q6_k"] as const) {
-      const cols = GGML_TYPES[type].blockElems === 256 ? 256 * 5 : 32 * 33;
+      const cols = ggmlTypeByName(type).blockElems === 256 ? 256 * 5 : 32 * 33;
       const x = weights(cols, 3);
       const w = libs[0].quantize(type, weights(rows * cols, 4));
       let first: Uint32Array | undefined;
