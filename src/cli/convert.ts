@@ -5,23 +5,26 @@
  *
  * @module
  */
-import { nativeLibrary } from "../../ffi/native.ts";
+import { type GgmlTypeName, nativeLibrary } from "../../ffi/native.ts";
+import { ggmlTypeById } from "../gguf/types.ts";
+import { readPlan } from "../plan/plan_file.ts";
 import { EdgeMoeError } from "../errors.ts";
 import { convertGgufToPack } from "../pack/convert.ts";
 import { PackFile } from "../pack/reader.ts";
 import { parseArgs } from "../std/cli.ts";
 
-const USAGE = `usage: edgemoe convert -m IN.gguf -o OUT.pack.gguf [--force]
+const USAGE = `usage: edgemoe convert -m IN.gguf -o OUT.pack.gguf [--plan PLAN.json] [--force]
 
 Converts a GGUF model whose experts are stacked (blk.N.ffn_{gate,up,down}_exps.weight)
 into an edgemoe pack: resident tensors first, then one 4096-aligned, checksummed blob per
-layer and expert. Tensor types are kept. The output is written to OUT.partial, synced and
+layer and expert. Tensor types are kept, or with --plan (from edgemoe plan) each expert's gate,
+up and down are requantized natively to its planned type (from their f32 values). The output is written to OUT.partial, synced and
 renamed; an existing OUT is refused unless --force. The result is read back and verified.`;
 
 /** Runs `edgemoe convert`; returns the exit code. */
 export async function convert(argv: string[]): Promise<number> {
   const args = parseArgs(argv, {
-    string: ["model", "output"],
+    string: ["model", "output", "plan"],
     boolean: ["force", "help"],
     alias: { m: "model", o: "output", h: "help" },
   });
@@ -40,8 +43,18 @@ export async function convert(argv: string[]): Promise<number> {
   const enc = new TextEncoder();
   let lastPct = -1;
   const t0 = performance.now();
+  const planned = typeof args.plan === "string" ? readPlan(args.plan) : undefined;
   const result = await convertGgufToPack(input, output, {
     overwrite: Boolean(args.force),
+    plan: planned && {
+      method: planned.method,
+      types: planned.types,
+      transcode: (bytes, from, to, n) => {
+        const name = ggmlTypeById(from)!.name as GgmlTypeName;
+        const data = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
+        return lib.quantize(to as GgmlTypeName, lib.dequantize(name, data, n));
+      },
+    },
     checksum,
     onExpert(done, total) {
       const pct = Math.floor((done * 100) / total);

@@ -70,7 +70,13 @@ export function matvec(lib: NativeLibrary, w: TensorData, x: Float32Array, y: Fl
   if (w.type === GgmlType.f32) lib.matvecF32(new Float32Array(bytes.buffer, bytes.byteOffset, n), x, y, rows, cols);
   // As GGML: F16 weights multiply activations rounded to F16 (F16's vec_dot_type).
   else if (w.type === GgmlType.f16) {
-    lib.matvecF16(new Uint16Array(bytes.buffer, bytes.byteOffset, n), Float32Array.from(new Float16Array(x)), y, rows, cols);
+    lib.matvecF16(
+      new Uint16Array(bytes.buffer, bytes.byteOffset, n),
+      Float32Array.from(new Float16Array(x)),
+      y,
+      rows,
+      cols,
+    );
   } else lib.matvec(typeName(w, op), bytes, x, y, rows, cols);
 }
 
