@@ -159,7 +159,6 @@ export function measureSensitivity(
     })
   );
   const logits = modelLogits(model);
-  const total = windows.tokens.length * (windows.nCtx - 1);
   // Windows are counted by the onWindow callbacks; `current` tracks the window being routed.
   const wrapped: LogitsSource = {
     nVocab: logits.nVocab,
