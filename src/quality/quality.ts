@@ -162,19 +162,19 @@ export function perplexity(
 /** Log-probabilities of a base model at every scored position, kept to compare other models against. */
 export interface BaseLogProbs {
   windows: Windows;
-  /** `perWindow[k]` holds `scoredPerWindow` rows of `nVocab` log-probabilities (f32). */
-  perWindow: Float32Array[];
+  /** `perWindow[k]` holds `scoredPerWindow` rows of `nVocab` log-probabilities (f64). */
+  perWindow: Float64Array[];
   nVocab: number;
 }
 
-/** Records the base model's log-probabilities over `w` (nVocab × scored positions × 4 bytes). */
+/** Records the base model's log-probabilities over `w` (nVocab × scored positions × 8 bytes). */
 export function baseLogProbs(
   model: LogitsSource,
   w: Windows,
   onWindow?: (done: number, total: number) => void,
 ): BaseLogProbs {
   const per = scoredPerWindow(w), n = model.nVocab;
-  const perWindow = w.tokens.map(() => new Float32Array(per * n));
+  const perWindow = w.tokens.map(() => new Float64Array(per * n));
   const ls = new Float64Array(n);
   forEachScored(model, w, (k, j, logits) => {
     perWindow[k].set(logSoftmax(logits, ls), (j - w.first) * n);
@@ -202,8 +202,8 @@ export interface KldResult {
   basePerplexity: number;
 }
 
-/** `KL(p ‖ q)` for log-probability rows `lp` (f32) and `lq` (f64), and whether their argmaxes agree. */
-export function klRow(lp: Float32Array, lq: Float64Array): { kl: number; same: boolean } {
+/** `KL(p ‖ q)` for log-probability rows `lp` and `lq`, and whether their argmaxes agree. */
+export function klRow(lp: Float64Array, lq: Float64Array): { kl: number; same: boolean } {
   let kl = 0, ap = 0, aq = 0;
   for (let i = 0; i < lq.length; i++) {
     const p = Math.exp(lp[i]);
