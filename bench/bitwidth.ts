@@ -49,7 +49,11 @@ function modelFor(types: string[][]): MoeModel {
         if (!experts.has(key)) {
           const e = original.acquire(layer, Uint32Array.of(id)).experts[0];
           const t = types[layer][id];
-          experts.set(key, { gate: requantize(lib, e.gate, t), up: requantize(lib, e.up, t), down: requantize(lib, e.down, t) });
+          experts.set(key, {
+            gate: requantize(lib, e.gate, t),
+            up: requantize(lib, e.up, t),
+            down: requantize(lib, e.down, t),
+          });
         }
         return experts.get(key)!;
       });
@@ -92,12 +96,18 @@ for (const bits of targets) {
   row(`knapsack @ ${bits.toFixed(3)}`, summarize(sens, knapsackPlan(costsOf(sens), budget)));
 }
 console.log(
-  `source ${source.slice(source.lastIndexOf("/") + 1)}: ${sens.nLayers} layers × ${sens.nExperts} experts; calibration ${sens.tokens} scored tokens (${calib.tokens.length} windows of ${ctx}), measured in ${
+  `source ${
+    source.slice(source.lastIndexOf("/") + 1)
+  }: ${sens.nLayers} layers × ${sens.nExperts} experts; calibration ${sens.tokens} scored tokens (${calib.tokens.length} windows of ${ctx}), measured in ${
     measureSecs.toFixed(1)
-  } s; held-out ${base.perWindow.length} windows of ${ctx} (${base.perWindow.length * (ctx - 1 - held.first)} scored tokens), evaluated in ${
-    ((performance.now() - t0) / 1000).toFixed(1)
-  } s; base perplexity ${kld(modelLogits(new MoeModel(weights, lib, { nCtx: ctx })), base).basePerplexity.toFixed(3)}\n`,
+  } s; held-out ${base.perWindow.length} windows of ${ctx} (${
+    base.perWindow.length * (ctx - 1 - held.first)
+  } scored tokens), evaluated in ${((performance.now() - t0) / 1000).toFixed(1)} s; base perplexity ${
+    kld(modelLogits(new MoeModel(weights, lib, { nCtx: ctx })), base).basePerplexity.toFixed(3)
+  }\n`,
 );
-console.log("| experts | bits/weight | expert bytes read/token | KL mean | KL p99 | same top-1 | perplexity | planned KL (calib) |");
+console.log(
+  "| experts | bits/weight | expert bytes read/token | KL mean | KL p99 | same top-1 | perplexity | planned KL (calib) |",
+);
 console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
 for (const r of rows) console.log(r);
