@@ -1,7 +1,7 @@
 /**
  * Uniform quantization vs planned per-expert types, at equal bits.
  *
- *     deno run -A bench/bitwidth.ts SOURCE_F32.gguf CALIB.txt HELDOUT.txt [CTX] [CALIB_TOKENS]
+ *     deno run -A bench/bitwidth.ts SOURCE_F32.gguf CALIB.txt HELDOUT.txt [CTX] [CALIB_TOKENS] [HELDOUT_WINDOWS]
  *
  * Measures every expert's sensitivity on CALIB (as `edgemoe plan`), then on
  * HELDOUT (never seen by the planner) evaluates, against the unquantized
@@ -30,10 +30,10 @@ using lib = NativeLibrary.open();
 using file = GgufFile.open(source);
 const weights = ggufWeights(file);
 const tok = tokenizerFromGguf(new Map([...file.metadata].map(([k, v]) => [k, v.value])));
-const windowsOf = (path: string, max: number): Windows =>
-  makeWindows(tok.encode(Deno.readTextFileSync(path), { addSpecial: false }), ctx, undefined, max);
-const calib = windowsOf(calibPath, Math.floor(calibTokens / ctx));
-const held = windowsOf(heldPath, 8);
+const windowsOf = (path: string, max: number, first?: number): Windows =>
+  makeWindows(tok.encode(Deno.readTextFileSync(path), { addSpecial: false }), ctx, undefined, max, first);
+const calib = windowsOf(calibPath, Math.floor(calibTokens / ctx), 0);
+const held = windowsOf(heldPath, Number(Deno.args[5] ?? 8));
 
 let t0 = performance.now();
 const sens: Sensitivity = measureSensitivity(lib, weights, calib);

@@ -7,7 +7,7 @@
 import { NativeLibrary } from "../mod.ts";
 import { EdgeMoeError } from "../src/errors.ts";
 import { GgufFile } from "../src/gguf/mod.ts";
-import { ggmlTypeById, ggmlTypeByName } from "../src/gguf/types.ts";
+import { ggmlTypeById, ggmlTypeByName, typeForRows } from "../src/gguf/types.ts";
 import { ggufWeights } from "../src/models/gguf_weights.ts";
 import { MoeModel } from "../src/models/model.ts";
 import type { ModelWeights, TensorData } from "../src/models/weights.ts";
@@ -257,4 +257,44 @@ Deno.test("sensitivity: zero for experts never routed, larger for fewer bits, fr
   }
   assertEquals(s.bytes[0][0], [3 * 256 * 84, 3 * 256 * 272]);
   assert(modelLogits(new MoeModel(ggufWeights(file), lib, { nCtx: 8 })).nVocab === 419);
+});
+
+Deno.test("typeForRows: K-quants fall back as llama.cpp's quantizer does when rows do not fill 256", () => {
+  const name = (t: string, cols: number) => typeForRows(t, cols)?.name;
+  assertEquals(name("q4_k", 256), "q4_k");
+  assertEquals([name("q2_k", 128), name("q3_k", 128), name("q4_k", 128), name("q5_k", 128), name("q6_k", 96)], [
+    "q4_0",
+    "q4_0",
+    "q5_0",
+    "q5_1",
+    "q8_0",
+  ]);
+  assertEquals(name("q8_0", 16), undefined);
+  assertThrows(() => typeForRows("q9_z", 256), EdgeMoeError, "unknown type");
+});
+
+Deno.test("convert --plan on rows of 64 and 32: experts get the fallback types, llama.cpp parses the pack", async () => {
+  using lib = NativeLibrary.open();
+  const dir = await Deno.makeTempDir();
+  try {
+    const out = `${dir}/fallback.pack.gguf`;
+    const types = [0, 1].map(() => ["q2_k", "q4_k", "q5_k", "q6_k", "q8_0", "q3_k", "q4_k", "q2_k"]);
+    await convertGgufToPack(`${FIXTURE_DIR}qwen3moe.gguf`, out, {
+      checksum: (b) => lib.checksum64(b),
+      plan: {
+        method: "test",
+        types,
+        transcode: (bytes, from, to, n) =>
+          lib.quantize(to as "q4_0", lib.dequantize(ggmlTypeById(from)!.name as "f32", bytes.slice(), n)),
+      },
+    });
+    using pack = PackFile.open(out);
+    const want = ["q4_0", "q5_0", "q5_1", "q8_0", "q8_0", "q4_0", "q5_0", "q4_0"];
+    for (const b of pack.blobs()) {
+      for (const p of ["gate", "up", "down"] as const) assertEquals(b.tensors[p].type.name, want[b.expert]);
+    }
+    assert(llamaGguf(out) !== null, "llama.cpp's gguf_init_from_file refused the pack");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -21,7 +21,7 @@ second half of each window, as llama.cpp's llama-perplexity. Prints perplexity Â
 error and bits per UTF-8 byte; progress goes to stderr.`;
 
 /** Reads `path` and cuts it into windows with `t` (shared by perplexity, kld and plan). */
-export function textWindows(t: Tokenizer, path: string, ctx: number, maxWindows = Infinity): Windows {
+export function textWindows(t: Tokenizer, path: string, ctx: number, maxWindows = Infinity, first?: number): Windows {
   let text: string;
   try {
     text = Deno.readTextFileSync(path);
@@ -30,7 +30,7 @@ export function textWindows(t: Tokenizer, path: string, ctx: number, maxWindows 
   }
   const addsBos = t.bosId !== undefined && t.encode("", { addSpecial: true })[0] === t.bosId;
   const ids = t.encode(text, { addSpecial: false });
-  return makeWindows(ids, ctx, addsBos ? t.bosId : undefined, maxWindows);
+  return makeWindows(ids, ctx, addsBos ? t.bosId : undefined, maxWindows, first);
 }
 
 /** Writes a progress line to stderr (overwritten in place on a terminal). */

@@ -26,7 +26,9 @@ const USAGE = `usage: edgemoe plan -m MODEL -f CALIB (--target-bits B | --max-kl
 Measures, per expert, its routing frequency and its sensitivity: the mean KL divergence of the
 model's output on CALIB when that expert alone is quantized to each candidate type (default
 ${DEFAULT_CANDIDATES.join(",")}; from its original weights, dequantized first if stored quantized).
-Calibration is capped at N tokens (default 1024) in windows of CTX (default 128). Cost: one
+Calibration is capped at N tokens (default 1024) in windows of CTX (default 128), every position
+scored. Matrices whose rows do not fill a K-quant's 256-element blocks get llama.cpp's fallback
+type (Q2_K/Q3_K → Q4_0, Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0). Cost: one
 baseline pass, then per expert and type one pass over the windows that route to that expert
 (the total is printed before measuring). Then chooses a type per expert under the budget with
 EdgeMoE's planner (two bracketing types, K least sensitive experts at the lower) and a knapsack
@@ -77,7 +79,8 @@ export function plan(argv: string[]): number {
   const lib = nativeLibrary();
   using gguf = GgufFile.open(model);
   const tokenizer = tokenizerFromGguf(new Map([...gguf.metadata].map(([k, v]) => [k, v.value])));
-  const windows = textWindows(tokenizer, file, ctx, Math.floor(maxTokens / ctx));
+  // Every position of a calibration window is scored: twice the signal per evaluation.
+  const windows = textWindows(tokenizer, file, ctx, Math.floor(maxTokens / ctx), 0);
   console.error(`plan: calibrating on ${windows.tokens.length} windows of ${ctx} tokens`);
   const t0 = performance.now();
   const sens = measureSensitivity(lib, ggufWeights(gguf), windows, {

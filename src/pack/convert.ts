@@ -9,7 +9,7 @@
  * @module
  */
 import { EdgeMoeError } from "../errors.ts";
-import { ggmlTypeByName, tensorBytes } from "../gguf/types.ts";
+import { typeForRows } from "../gguf/types.ts";
 import { GgufFile, type GgufTensorInfo } from "../gguf/reader.ts";
 import type { GgufTensorSpec, GgufWriteResult } from "../gguf/writer.ts";
 import { EXPERT_PARTS, type ExpertPart, SOURCE_HASH_CHUNK } from "./format.ts";
@@ -43,8 +43,9 @@ export interface ConvertOptions {
   onExpert?: (done: number, total: number) => void;
   /**
    * Per-expert types (`types[i][e]` for the i-th expert layer, expert `e`;
-   * all three matrices) and how they were chosen; experts whose type differs
-   * from the source's are converted with `transcode`.
+   * all three matrices, each with llama.cpp's fallback type when its rows do
+   * not fill the type's blocks, see `typeForRows`) and how they were chosen;
+   * matrices whose type differs from the source's are converted with `transcode`.
    */
   plan?: { method: string; types: readonly (readonly string[])[]; transcode: Transcode };
 }
@@ -116,7 +117,7 @@ export async function convertGgufToPack(input: string, output: string, opts: Con
       row.forEach((name, e) => {
         for (const p of EXPERT_PARTS) {
           const t = stacked.get(layers[i])![p]!;
-          if (tensorBytes(ggmlTypeByName(name), BigInt(t.dims[0])) === undefined) {
+          if (typeForRows(name, t.dims[0]) === undefined) {
             throw new EdgeMoeError(
               "invalid_argument",
               op,
@@ -134,7 +135,7 @@ export async function convertGgufToPack(input: string, output: string, opts: Con
       const size = t.bytes / count;
       const read = () => src.readRange(t.offset + e * size, size);
       const dims = t.dims.slice(0, 2);
-      const want = plan ? ggmlTypeByName(plan.types[layers.indexOf(layer)][e]) : t.type;
+      const want = plan ? typeForRows(plan.types[layers.indexOf(layer)][e], dims[0])! : t.type;
       if (want.id === t.type.id) return { type: t.type.id, dims, read };
       return { type: want.id, dims, read: () => plan!.transcode(read(), t.type.id, want.name, dims[0] * dims[1]) };
     };

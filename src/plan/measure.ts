@@ -14,7 +14,7 @@
  */
 import { EdgeMoeError } from "../errors.ts";
 import type { GgmlTypeName, NativeLibrary } from "../../ffi/native.ts";
-import { ggmlTypeById, ggmlTypeByName, tensorBytes } from "../gguf/types.ts";
+import { ggmlTypeById, ggmlTypeByName, type GgmlTypeInfo, tensorBytes, typeForRows } from "../gguf/types.ts";
 import { MoeModel } from "../models/model.ts";
 import { matrixShape } from "../models/ops.ts";
 import {
@@ -59,18 +59,33 @@ export function toF32(lib: NativeLibrary, t: TensorData): Float32Array {
   return lib.dequantize(info.name as GgmlTypeName, data, rows * cols);
 }
 
-/** `t` requantized to `type` from its f32 values (unchanged if already that type). */
+function fitted(t: TensorData, type: string): GgmlTypeInfo {
+  const info = typeForRows(type, matrixShape(t).cols);
+  if (!info) {
+    throw new EdgeMoeError(
+      "invalid_argument",
+      "requantize",
+      `type ${type} (and its fallback) cannot hold ${t.name}'s rows of ${matrixShape(t).cols}`,
+    );
+  }
+  return info;
+}
+
+/**
+ * `t` requantized to `type` (or llama.cpp's fallback when its rows do not
+ * fill the type's blocks, see `typeForRows`) from its f32 values; unchanged
+ * if already that type.
+ */
 export function requantize(lib: NativeLibrary, t: TensorData, type: string): TensorData {
-  const info = ggmlTypeByName(type);
+  const info = fitted(t, type);
   if (info.id === t.type) return t;
   return { name: t.name, type: info.id, dims: t.dims, data: lib.quantize(info.name as GgmlTypeName, toF32(lib, t)) };
 }
 
-/** Bytes of `t` at `type`, or undefined when its rows do not fill whole blocks. */
-function bytesAs(t: TensorData, type: string): number | undefined {
+/** Bytes of `t` requantized to `type`. */
+function bytesAs(t: TensorData, type: string): number {
   const { rows, cols } = matrixShape(t);
-  const b = tensorBytes(ggmlTypeByName(type), BigInt(cols));
-  return b === undefined ? undefined : rows * Number(b);
+  return rows * Number(tensorBytes(fitted(t, type), BigInt(cols)));
 }
 
 /** A `LogitsSource` over a `MoeModel` (positions counted here). */

@@ -33,13 +33,20 @@ export interface Windows {
 }
 
 /**
- * Cuts `ids` into `floor(ids.length / nCtx)` non-overlapping windows; the
- * first token of each becomes `bos` when given (as llama.cpp does when the
- * vocabulary adds BOS).
+ * Cuts `ids` into `floor(ids.length / nCtx)` (at most `maxWindows`)
+ * non-overlapping windows; the first token of each becomes `bos` when given
+ * (as llama.cpp does when the vocabulary adds BOS). Positions from `first`
+ * (default `nCtx/2`, as llama-perplexity; 0 scores every position) are scored.
  *
  * @throws {EdgeMoeError} `invalid_argument` if `nCtx` < 4 or the text has fewer than `nCtx` tokens.
  */
-export function makeWindows(ids: ArrayLike<number>, nCtx: number, bos?: number, maxWindows = Infinity): Windows {
+export function makeWindows(
+  ids: ArrayLike<number>,
+  nCtx: number,
+  bos?: number,
+  maxWindows = Infinity,
+  first = nCtx >> 1,
+): Windows {
   const op = "cut windows";
   if (!Number.isInteger(nCtx) || nCtx < 4) {
     throw new EdgeMoeError("invalid_argument", op, `context must be an integer >= 4, got ${nCtx}`);
@@ -58,7 +65,10 @@ export function makeWindows(ids: ArrayLike<number>, nCtx: number, bos?: number, 
     if (bos !== undefined) t[0] = bos;
     tokens.push(t);
   }
-  return { nCtx, first: nCtx >> 1, tokens };
+  if (!Number.isInteger(first) || first < 0 || first > nCtx - 2) {
+    throw new EdgeMoeError("invalid_argument", op, `first scored position must be in 0..${nCtx - 2}, got ${first}`);
+  }
+  return { nCtx, first, tokens };
 }
 
 /** Positions scored per window: `nCtx − 1 − first`. */
