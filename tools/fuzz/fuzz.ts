@@ -54,7 +54,7 @@ for (const t of targets) {
     const roundSeed = seed + round++;
     const result = await new Promise<{ findings: Finding[]; started: number }>((resolve) => {
       let last = -1, since = performance.now();
-      const timer = setInterval(async () => {
+      const timer = setInterval(() => {
         const now = Atomics.load(head, 0);
         if (now !== last) {
           last = now;
