@@ -21,7 +21,7 @@ const OUT = new URL("../../tests/fixtures/fuzz/", import.meta.url);
 
 async function save(f: Finding): Promise<string> {
   const hash = Array.from(
-    new Uint8Array(await crypto.subtle.digest("SHA-256", f.input)).slice(0, 8),
+    new Uint8Array(await crypto.subtle.digest("SHA-256", f.input.slice().buffer)).slice(0, 8),
     (b) => b.toString(16).padStart(2, "0"),
   ).join("");
   const dir = new URL(`${f.target}/`, OUT);
