@@ -83,6 +83,8 @@ export interface EngineStats {
   store?: ExpertStoreStats;
   /** The predictor's precision/recall counts. */
   predictor: PredictorStats & { name: string };
+  /** The largest resident set of the process seen after any token (sampled per token). */
+  peakRssBytes: number;
 }
 
 const EXPERT_TENSOR = /^blk\.\d+\.ffn_(gate|up|down)(_exps|\.\d+)\.weight$/;
@@ -113,6 +115,7 @@ export class Engine implements Disposable {
   #chat: ChatTemplate | undefined;
   #tokens: number[] = [];
   #evaluated = 0;
+  #peakRss = 0;
   #closed = false;
 
   private constructor(
@@ -216,6 +219,8 @@ export class Engine implements Disposable {
       logits = this.model.forward(tokens[i], this.#tokens.length);
       this.#tokens.push(tokens[i]);
       this.#evaluated++;
+      // getrusage's peak would include whatever the parent had when it forked us; sample instead.
+      this.#peakRss = Math.max(this.#peakRss, Deno.memoryUsage().rss);
     }
     return logits;
   }
@@ -275,6 +280,7 @@ export class Engine implements Disposable {
       tokensEvaluated: this.#evaluated,
       store: this.#experts?.stats(),
       predictor: { name: this.#predictor.name, ...this.#predictor.stats() },
+      peakRssBytes: this.#peakRss,
     };
   }
 
