@@ -15,3 +15,17 @@ export { EdgeMoeError, type EdgeMoeErrorCode, type EdgeMoeErrorOptions } from ".
 export { NativeLibrary } from "./ffi/native.ts";
 export type { LoadOptions } from "./ffi/load.ts";
 export { VERSION } from "./src/version.ts";
+export {
+  GGML_TYPES,
+  GgmlType,
+  ggmlTypeById,
+  ggmlTypeByName,
+  type GgmlTypeInfo,
+  GgufFile,
+  type GgufTensorInfo,
+  type GgufTensorSpec,
+  type GgufValue,
+  type GgufWriteOptions,
+  type GgufWriteResult,
+  writeGguf,
+} from "./src/gguf/mod.ts";
