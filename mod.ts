@@ -29,3 +29,20 @@ export {
   type GgufWriteResult,
   writeGguf,
 } from "./src/gguf/mod.ts";
+export {
+  SAFETENSORS_DTYPE_BYTES,
+  type SafetensorsDtype,
+  SafetensorsFile,
+  SafetensorsModel,
+  type SafetensorsTensor,
+} from "./src/safetensors/mod.ts";
+export {
+  convertHfToGguf,
+  type GgufArchitecture,
+  HF_ARCHITECTURES,
+  type HfArchitecture,
+  type HfConvertOptions,
+  type HfConvertResult,
+  type HfModelConfig,
+  readHfConfig,
+} from "./src/hf/mod.ts";

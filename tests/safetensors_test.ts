@@ -1,7 +1,12 @@
 import { EdgeMoeError, type EdgeMoeErrorCode } from "../src/errors.ts";
 import { parseStrictJson } from "../src/safetensors/json.ts";
 import { SafetensorsModel } from "../src/safetensors/model.ts";
-import { SAFETENSORS_MAX_HEADER_BYTES, SafetensorsFile } from "../src/safetensors/reader.ts";
+import {
+  parseSafetensorsHeader,
+  parseSafetensorsPrefix,
+  SAFETENSORS_MAX_HEADER_BYTES,
+  SafetensorsFile,
+} from "../src/safetensors/reader.ts";
 import { assert, assertEquals, assertThrows } from "../src/std/assert.ts";
 
 type Entry = { dtype: unknown; shape: unknown; data_offsets: unknown };
@@ -406,4 +411,37 @@ Deno.test("safetensors model: index and shard errors", async (t) => {
     Deno.writeFileSync(`${dir}/s1.safetensors`, new Uint8Array(3));
     expectDirError(dir, "corrupt_data", "s1.safetensors");
   });
+});
+
+Deno.test("safetensors fuzz: random corruptions of a valid file give EdgeMoeError or a valid header, nothing else", () => {
+  const p = validParts();
+  const good = fileBytes(JSON.stringify(p.header), p.data);
+  let seed = 0x9e3779b9;
+  const rand = (n: number) => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+  let refused = 0;
+  for (let iter = 0; iter < 5000; iter++) {
+    const bytes = good.slice(0, good.length - (rand(4) === 0 ? rand(good.length) : 0));
+    for (let k = 1 + rand(4); k > 0; k--) {
+      if (bytes.length > 0) {
+        bytes[rand(bytes.length)] = rand(3) === 0 ? rand(256) : '{}[],:"0123456789-e.'
+          .charCodeAt(rand(21));
+      }
+    }
+    try {
+      const n = parseSafetensorsPrefix(bytes, bytes.length, "fuzz");
+      const h = parseSafetensorsHeader(bytes.subarray(8, 8 + n), bytes.length, "fuzz");
+      for (const t of h.tensors.values()) {
+        assert(t.fileOffset + t.byteLength <= bytes.length, "a tensor accepted lies inside the file");
+      }
+    } catch (e) {
+      if (!(e instanceof EdgeMoeError)) throw new Error(`iteration ${iter}: ${e}`, { cause: e });
+      refused++;
+    }
+  }
+  assert(refused > 4000, `most corruptions are refused (${refused} of 5000)`);
 });

@@ -30,21 +30,31 @@ export interface HfModelConfig {
   readonly arch: GgufArchitecture;
   /** `model_type` of config.json. */
   readonly modelType: string;
+  /** Rows of the token embedding (`vocab_size`). */
   readonly vocabSize: number;
+  /** Width of the residual stream (`hidden_size`). */
   readonly hiddenSize: number;
+  /** Decoder layers (`num_hidden_layers`). */
   readonly numLayers: number;
+  /** Query heads (`num_attention_heads`). */
   readonly numHeads: number;
+  /** Key/value heads (`num_key_value_heads`, default: the query heads). */
   readonly numKvHeads: number;
   /** Per-head size: `head_dim` if given, else hidden / heads. */
   readonly headDim: number;
   /** Whether config.json gives `head_dim` explicitly. */
   readonly headDimExplicit: boolean;
+  /** Trained context length (`max_position_embeddings`). */
   readonly contextLength: number;
+  /** RMSNorm epsilon (`rms_norm_eps`). */
   readonly rmsNormEps: number;
+  /** RoPE base frequency (`rope_theta`). */
   readonly ropeTheta: number;
   /** Dense FFN width (`intermediate_size`); for Mixtral and OLMoE also each expert's width. */
   readonly intermediateSize: number;
+  /** Routed experts per layer. */
   readonly numExperts: number;
+  /** Experts used per token (`num_experts_per_tok`). */
   readonly numExpertsPerTok: number;
   /** Each routed expert's FFN width. */
   readonly expertFfnSize: number;
@@ -56,6 +66,7 @@ export interface HfModelConfig {
   readonly tieWordEmbeddings: boolean;
   /** `bos_token_id` / `eos_token_id` of config.json, if given (a list gives its first). */
   readonly bosTokenId?: number;
+  /** See `bosTokenId`. */
   readonly eosTokenId?: number;
 }
 
