@@ -105,6 +105,13 @@ export class NativeLibrary implements Disposable {
     );
   }
 
+  /** XXH64 (seed 0) of `bytes`: the checksum of a pack's expert blob. */
+  checksum64(bytes: Uint8Array): bigint {
+    const out = new BigUint64Array(1);
+    this.#check("checksum64", this.#syms().emoe_checksum64(bytes, BigInt(bytes.length), out));
+    return out[0];
+  }
+
   /** Closes the library. Idempotent. */
   close(): void {
     this.#dl?.close();

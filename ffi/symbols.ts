@@ -52,6 +52,8 @@ export const symbols = {
     parameters: ["buffer", "usize", "buffer", "usize", "buffer", "usize", "usize", "usize"],
     result: "i32",
   },
+  /** i32 emoe_checksum64(u8* bytes, usize len, u64* out) */
+  emoe_checksum64: { parameters: ["buffer", "usize", "buffer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The opened library's symbol functions. */

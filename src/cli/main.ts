@@ -7,6 +7,8 @@
 import { EdgeMoeError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { info } from "./info.ts";
+import { convert } from "./convert.ts";
+import { inspect } from "./inspect.ts";
 
 /** A subcommand: its one-line summary and its entry point. */
 interface Command {
@@ -16,6 +18,8 @@ interface Command {
 
 const COMMANDS: Record<string, Command> = {
   info: { summary: "show the native library, its CPU variant and features", run: info },
+  inspect: { summary: "show a GGUF file's or pack's architecture, tensors and metadata", run: inspect },
+  convert: { summary: "convert a GGUF model into an expert-major pack", run: convert },
 };
 
 function usage(): string {

@@ -12,6 +12,7 @@ const status = @import("c_api/status.zig");
 const cpu = @import("cpu.zig");
 const matvec = @import("kernels/matvec.zig");
 const f32k = @import("kernels/f32.zig");
+const pack_checksum = @import("pack/checksum.zig");
 
 /// Bumped whenever an export changes name, parameters or meaning.
 pub const abi_version: u32 = 1;
@@ -78,6 +79,11 @@ fn matvecAny(comptime W: type, w: ?[*]const W, w_len: usize, x: ?[*]const f32, x
     }
 }
 
+fn checksum64(bytes: ?[*]const u8, len: usize, out: ?*u64) Error!void {
+    const o = out orelse return status.fail(error.NullPointer, "out is null", .{});
+    o.* = pack_checksum.checksum64(try slice(u8, bytes, len, "bytes"));
+}
+
 // ---------------------------------------------------------------------------
 // Exports
 
@@ -129,8 +135,16 @@ export fn emoe_matvec_f16(w: ?[*]const f16, w_len: usize, x: ?[*]const f32, x_le
     return status.call(matvecAny(f16, w, w_len, x, x_len, y, y_len, rows, cols));
 }
 
+/// i32 emoe_checksum64(u8* bytes, usize len, u64* out): XXH64 (seed 0) of the
+/// bytes, the checksum of a pack's expert blob.
+export fn emoe_checksum64(bytes: ?[*]const u8, len: usize, out: ?*u64) i32 {
+    status.clear();
+    return status.call(checksum64(bytes, len, out));
+}
+
 test {
     std.testing.refAllDecls(@This());
+    _ = pack_checksum;
     _ = status;
     _ = cpu;
     _ = matvec;
