@@ -26,6 +26,8 @@ export interface ConvertOptions {
   checksum: (bytes: Uint8Array) => bigint;
   /** Called after each expert blob is written. */
   onExpert?: (done: number, total: number) => void;
+  /** The source recorded in the pack's plan (default: the input's file name). */
+  source?: string;
 }
 
 /**
@@ -91,6 +93,6 @@ export async function convertGgufToPack(input: string, output: string, opts: Con
     expertLayers: layers,
     expertCount: count,
     expert,
-    plan: { method: "copy", source: input.slice(input.lastIndexOf("/") + 1) },
+    plan: { method: "copy", source: opts.source ?? input.slice(input.lastIndexOf("/") + 1) },
   }, opts);
 }
