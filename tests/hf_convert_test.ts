@@ -3,8 +3,9 @@
  * models of tests/fixtures/hf (written by tools/fixtures/make_hf_models.py with
  * the `safetensors` and `tokenizers` libraries) are converted, loaded in
  * llama.cpp, and their logits and tokenizations compared with the references
- * the generator computed (numpy following the Hugging Face modeling code; the
- * `tokenizers` library).
+ * the generator computed: Hugging Face transformers' logits (Mixtral, Qwen2-MoE,
+ * OLMoE; Qwen3-MoE from a numpy implementation that matches transformers on
+ * the other three, see the generator) and the `tokenizers` library's ids.
  */
 import { EdgeMoeError } from "../src/errors.ts";
 import { GgufFile } from "../src/gguf/reader.ts";
