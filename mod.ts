@@ -46,3 +46,13 @@ export {
   type HfModelConfig,
   readHfConfig,
 } from "./src/hf/mod.ts";
+export type { DecodeOptions, EncodeOptions, StreamDecoder, Tokenizer, TokenKind } from "./src/types.ts";
+export {
+  type GgufTokenizerMetadata,
+  specFromGguf,
+  specFromHf,
+  tokenizerFromGguf,
+  tokenizerFromHf,
+  type TokenizerSpec,
+  VocabTokenizer,
+} from "./src/tokenizer/mod.ts";

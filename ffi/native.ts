@@ -8,6 +8,7 @@
 import { EdgeMoeError, errorFromStatus } from "../src/errors.ts";
 import { CPU_FEATURE_BITS, type Symbols } from "./symbols.ts";
 import { type LoadOptions, openNativeLibrary } from "./load.ts";
+import { SlotReader, type SlotReaderOptions } from "./slot_reader.ts";
 
 const decoder = new TextDecoder();
 
@@ -105,11 +106,19 @@ export class NativeLibrary implements Disposable {
     );
   }
 
-  /** XXH64 (seed 0) of `bytes`: the checksum of a pack's expert blob. */
+  /** XXH64 (seed 0) of `bytes`, as the pack's expert checksums use. */
   checksum64(bytes: Uint8Array): bigint {
     const out = new BigUint64Array(1);
-    this.#check("checksum64", this.#syms().emoe_checksum64(bytes, BigInt(bytes.length), out));
+    this.#check("checksum", this.#syms().emoe_checksum64(bytes, BigInt(bytes.length), out));
     return out[0];
+  }
+
+  /**
+   * Opens `path` for expert reads into a fixed slot arena (see {@linkcode SlotReader}).
+   * Close the reader before the library.
+   */
+  openSlotReader(path: string, opts: SlotReaderOptions): SlotReader {
+    return SlotReader.open({ symbols: this.#syms(), check: (op, status) => this.#check(op, status) }, path, opts);
   }
 
   /** Closes the library. Idempotent. */

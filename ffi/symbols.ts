@@ -52,9 +52,47 @@ export const symbols = {
     parameters: ["buffer", "usize", "buffer", "usize", "buffer", "usize", "usize", "usize"],
     result: "i32",
   },
+  /** i32 emoe_store_open(u8* path, usize path_len, StoreOptions* opts, void** out) */
+  emoe_store_open: { parameters: ["buffer", "usize", "buffer", "buffer"], result: "i32" },
+  /** i32 emoe_store_close(void* store) */
+  emoe_store_close: { parameters: ["pointer"], result: "i32" },
+  /** i32 emoe_store_submit(void* store, u32 slot, u64 offset, u64 len, u64 checksum) */
+  emoe_store_submit: { parameters: ["pointer", "u32", "u64", "u64", "u64"], result: "i32" },
+  /** i32 emoe_store_wait(void* store, u32 slot, usize* out_addr) */
+  emoe_store_wait: { parameters: ["pointer", "u32", "buffer"], result: "i32" },
+  /** i32 emoe_store_poll(void* store) */
+  emoe_store_poll: { parameters: ["pointer"], result: "i32" },
+  /** i32 emoe_store_stats(void* store, StoreStats* out) */
+  emoe_store_stats: { parameters: ["pointer", "buffer"], result: "i32" },
   /** i32 emoe_checksum64(u8* bytes, usize len, u64* out) */
   emoe_checksum64: { parameters: ["buffer", "usize", "buffer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
+
+/**
+ * `StoreOptions` (zig/src/io/store.zig `Options`), as u32/u64 fields at these
+ * byte offsets; 32 bytes in all (asserted at compile time on the Zig side).
+ */
+export const STORE_OPTIONS_LAYOUT = {
+  size: 32,
+  backend: 0,
+  slotCount: 4,
+  slotBytes: 8,
+  queueDepth: 16,
+  threads: 20,
+  direct: 24,
+} as const;
+
+/** `StoreStats` (zig/src/io/store.zig `Stats`): u64 fields in this order. */
+export const STORE_STATS_FIELDS = [
+  "readsTotal",
+  "bytesReadTotal",
+  "waitNsTotal",
+  "shortReadsTotal",
+  "checksumFailuresTotal",
+  "ioErrorsTotal",
+  "direct",
+  "backend",
+] as const;
 
 /** The opened library's symbol functions. */
 export type Symbols = Deno.DynamicLibrary<typeof symbols>["symbols"];

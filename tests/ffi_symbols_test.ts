@@ -8,6 +8,7 @@ import { assertEquals } from "../src/std/assert.ts";
 /** The Deno FFI type each Zig parameter type is passed as. */
 function ffiType(zig: string): string {
   const t = zig.replace(/\s+/g, "");
+  if (t === "?*anyopaque") return "pointer"; // an opaque handle
   if (t.startsWith("?[*]") || t.startsWith("?*") || t.startsWith("[*]") || t.startsWith("*")) return "buffer";
   const scalars: Record<string, string> = {
     usize: "usize",

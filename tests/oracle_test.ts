@@ -2,13 +2,23 @@
  * The llama.cpp oracle (tests/oracle/llama.ts) and the committed references
  * of the tiny MoE fixtures (tests/fixtures/models/). The struct offsets are
  * checked against the defaults llama.cpp itself writes (values from
- * llama_context_default_params / llama_model_default_params in llama.cpp
+ * llama_context_default_params / llama_model_default_params /
+ * llama_model_quantize_default_params in llama.cpp
  * v0.5.0) and against what it reads back; the references against a fresh run.
  */
 import { EdgeMoeError } from "../src/errors.ts";
 import { assert, assertEquals, assertThrows } from "../src/std/assert.ts";
 import { computeReference } from "../tools/fixtures/make_reference_logits.ts";
-import { CONTEXT_PARAMS, defaultParams, llamaLog, llamaLogMark, LlamaModel, MODEL_PARAMS } from "./oracle/llama.ts";
+import {
+  CONTEXT_PARAMS,
+  defaultParams,
+  llamaLog,
+  llamaLogMark,
+  LlamaModel,
+  MODEL_PARAMS,
+  QUANTIZE_PARAMS,
+  quantizeModel,
+} from "./oracle/llama.ts";
 import { FIXTURE_DIR, FIXTURES, maxAbsDiff, readReference } from "./oracle/reference.ts";
 
 type Field = [offset: number, kind: "i32" | "u32" | "f32" | "u8" | "u64", expected: number];
@@ -75,6 +85,25 @@ const MODEL_DEFAULTS: Record<string, Field> = {
   load_mtp: [77, "u8", 0],
 };
 
+/** Every field of llama_model_quantize_params (llama.h, v0.5.0) with its default. */
+const QUANTIZE_DEFAULTS: Record<string, Field> = {
+  nthread: [0, "i32", 0],
+  ftype: [4, "i32", 7],
+  output_tensor_type: [8, "i32", 43],
+  token_embedding_type: [12, "i32", 43],
+  allow_requantize: [16, "u8", 0],
+  quantize_output_tensor: [17, "u8", 1],
+  only_copy: [18, "u8", 0],
+  pure: [19, "u8", 0],
+  keep_split: [20, "u8", 0],
+  dry_run: [21, "u8", 0],
+  imatrix: [24, "u64", 0],
+  kv_overrides: [32, "u64", 0],
+  tt_overrides: [40, "u64", 0],
+  prune_layers: [48, "u64", 0],
+  max_buf_size: [56, "u64", 8 * 1024 * 1024 * 1024],
+};
+
 function read(bytes: Uint8Array, [offset, kind]: Field): number {
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   switch (kind) {
@@ -93,23 +122,30 @@ function read(bytes: Uint8Array, [offset, kind]: Field): number {
 
 const path = (name: string) => `${FIXTURE_DIR}${name}.gguf`;
 
-/** What make_tiny_moe.py wrote: [n_embd, n_layer, n_head, n_head_kv, vocab type (1 SPM, 2 BPE)]. */
-const SHAPES: Record<string, [number, number, number, number, number]> = {
-  "qwen3moe": [64, 2, 4, 2, 2],
-  "qwen3moe-f16": [64, 2, 4, 2, 2],
-  "qwen3moe-q8_0": [64, 2, 4, 2, 2],
-  "qwen2moe": [64, 2, 4, 2, 2],
-  "olmoe": [64, 2, 4, 4, 2],
-  "mixtral": [64, 2, 4, 2, 1],
+/** What make_tiny_moe.py wrote: [n_embd, n_layer, n_head, n_head_kv, vocab type (1 SPM, 2 BPE), experts, file type]. */
+const SHAPES: Record<string, [number, number, number, number, number, string, string]> = {
+  "qwen3moe": [64, 2, 4, 2, 2, "8", "all F32"],
+  "qwen3moe-f16": [64, 2, 4, 2, 2, "8", "F16"],
+  "qwen3moe-q8_0": [64, 2, 4, 2, 2, "8", "Q8_0"],
+  "qwen3moe-q4_k_m": [256, 2, 4, 2, 2, "4", "Q4_K - Medium"],
+  "qwen2moe": [64, 2, 4, 2, 2, "8", "all F32"],
+  "olmoe": [64, 2, 4, 4, 2, "8", "all F32"],
+  "mixtral": [64, 2, 4, 2, 1, "8", "all F32"],
 };
 
 Deno.test("llama.cpp's default params sit at the offsets of llama.h", () => {
-  const { model, context } = defaultParams();
+  const { model, context, quantize } = defaultParams();
   for (const [name, field] of Object.entries(CONTEXT_DEFAULTS)) {
     assertEquals(read(context, field), field[2], `llama_context_params.${name} at byte ${field[0]}`);
   }
   for (const [name, field] of Object.entries(MODEL_DEFAULTS)) {
     assertEquals(read(model, field), field[2], `llama_model_params.${name} at byte ${field[0]}`);
+  }
+  for (const [name, field] of Object.entries(QUANTIZE_DEFAULTS)) {
+    assertEquals(read(quantize, field), field[2], `llama_model_quantize_params.${name} at byte ${field[0]}`);
+  }
+  for (const [name, off] of Object.entries(QUANTIZE_PARAMS)) {
+    if (name !== "size") assertEquals(QUANTIZE_DEFAULTS[name][0], off, `QUANTIZE_PARAMS.${name}`);
   }
   for (const [name, off] of Object.entries(CONTEXT_PARAMS)) {
     if (name !== "size") assertEquals(CONTEXT_DEFAULTS[name][0], off, `CONTEXT_PARAMS.${name}`);
@@ -144,9 +180,14 @@ Deno.test("every fixture loads with the shape its generator wrote", () => {
   for (const name of FIXTURES) {
     using m = LlamaModel.load(path(name));
     const i = m.info();
-    assertEquals([i.nEmbd, i.nLayer, i.nHead, i.nHeadKv, i.vocabType], SHAPES[name], name);
-    assertEquals(m.meta("general.architecture"), name === "mixtral" ? "llama" : name.replace(/-.*/, ""));
-    assert(m.meta(`${m.meta("general.architecture")}.expert_count`) === "8", name);
+    const arch = m.meta("general.architecture");
+    assertEquals(arch, name === "mixtral" ? "llama" : name.replace(/-.*/, ""));
+    const ftype = i.desc.replace(/^\S+ \S+ /, "");
+    assertEquals(
+      [i.nEmbd, i.nLayer, i.nHead, i.nHeadKv, i.vocabType, m.meta(`${arch}.expert_count`), ftype],
+      SHAPES[name],
+      name,
+    );
     assert(m.nVocab > 256 && m.nVocab < 600, `${name}: ${m.nVocab} tokens`);
   }
 });
@@ -227,6 +268,26 @@ Deno.test("bad input to the oracle is a typed error", () => {
   m.close();
   m.close();
   assertEquals(assertThrows(() => m.evaluate([1]), EdgeMoeError).code, "closed");
+});
+
+Deno.test("llama.cpp's quantizer writes the file type asked for, atomically", () => {
+  const dir = Deno.makeTempDirSync({ prefix: "edgemoe-oracle-" });
+  try {
+    // F16 (llama_ftype 1) differs from the default ftype (Q8_0): it proves the ftype offset.
+    quantizeModel(path("qwen3moe"), `${dir}/f16.gguf`, 1);
+    using m = LlamaModel.load(`${dir}/f16.gguf`);
+    assertEquals(m.info().desc, "qwen3moe ?B F16");
+    const e = assertThrows(() => quantizeModel(`${dir}/missing.gguf`, `${dir}/out.gguf`, 1), EdgeMoeError);
+    assertEquals(e.code, "io");
+    Deno.writeTextFileSync(`${dir}/junk.gguf`, "not a gguf file");
+    assertEquals(
+      assertThrows(() => quantizeModel(`${dir}/junk.gguf`, `${dir}/out.gguf`, 1), EdgeMoeError).code,
+      "corrupt_data",
+    );
+    assertEquals(Array.from(Deno.readDirSync(dir), (f) => f.name).sort(), ["f16.gguf", "junk.gguf"]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });
 
 Deno.test("tokenize and detokenize round-trip through llama.cpp", () => {

@@ -31,6 +31,11 @@
  *   120 abort_callback_data  128 embeddings  129 offload_kqv  130 no_perf  131 op_offload  132 swa_full
  *   133 kv_unified (bool each)  136 samplers*  144 n_samplers  152 ctx_other*
  * }
+ * struct llama_model_quantize_params { // 64 bytes, by pointer
+ *    0 nthread i32  4 ftype (enum llama_ftype)  8 output_tensor_type  12 token_embedding_type (enum ggml_type)
+ *   16 allow_requantize  17 quantize_output_tensor  18 only_copy  19 pure  20 keep_split  21 dry_run (bool each)
+ *   24 imatrix*  32 kv_overrides*  40 tt_overrides*  48 prune_layers*  56 max_buf_size (size_t)
+ * }
  * struct llama_batch {          // 56 bytes, by value
  *    0 n_tokens i32  8 token*  16 embd*  24 pos*  32 n_seq_id*  40 seq_id**  48 logits (int8_t*)
  * }
@@ -66,6 +71,9 @@ export const CONTEXT_PARAMS = {
   size: 160,
 } as const;
 
+/** Offsets into `llama_model_quantize_params` (see the module comment). */
+export const QUANTIZE_PARAMS = { nthread: 0, ftype: 4, size: 64 } as const;
+
 const OPAQUE_PARAMS = { struct: new Array<"u64">(128).fill("u64") } as const;
 const BATCH = { struct: ["i32", "pointer", "pointer", "pointer", "pointer", "pointer", "pointer"] } as const;
 
@@ -88,6 +96,10 @@ const llamaSymbols = {
   llama_model_default_params: { parameters: [], result: OPAQUE_PARAMS },
   /** struct llama_context_params llama_context_default_params(void) */
   llama_context_default_params: { parameters: [], result: OPAQUE_PARAMS },
+  /** struct llama_model_quantize_params llama_model_quantize_default_params(void) */
+  llama_model_quantize_default_params: { parameters: [], result: OPAQUE_PARAMS },
+  /** uint32_t llama_model_quantize(const char * fname_inp, const char * fname_out, const llama_model_quantize_params * params) */
+  llama_model_quantize: { parameters: ["buffer", "buffer", "buffer"], result: "u32" },
   /** struct llama_model * llama_model_load_from_file(const char * path, struct llama_model_params params) */
   llama_model_load_from_file: { parameters: ["buffer", OPAQUE_PARAMS], result: "pointer" },
   /** void llama_model_free(struct llama_model * model) */
@@ -257,10 +269,48 @@ export function llamaVersion(dir: string = DEFAULT_LLAMA_DIR): string {
   }
 }
 
-/** The default `llama_model_params` / `llama_context_params` bytes, as llama.cpp fills them. */
-export function defaultParams(dir?: string): { model: Uint8Array; context: Uint8Array } {
+/** The default `llama_model_params` / `llama_context_params` / `llama_model_quantize_params` bytes, as llama.cpp fills them. */
+export function defaultParams(dir?: string): { model: Uint8Array; context: Uint8Array; quantize: Uint8Array } {
   const llama = openLlama(dir);
-  return { model: llama.llama_model_default_params(), context: llama.llama_context_default_params() };
+  return {
+    model: llama.llama_model_default_params(),
+    context: llama.llama_context_default_params(),
+    quantize: llama.llama_model_quantize_default_params(),
+  };
+}
+
+/** `enum llama_ftype` values used by the fixtures. */
+export const LLAMA_FTYPE = { MOSTLY_Q8_0: 7, MOSTLY_Q4_K_S: 14, MOSTLY_Q4_K_M: 15, MOSTLY_Q6_K: 18 } as const;
+
+/**
+ * Quantizes the GGUF `input` to `output` with llama.cpp's own quantizer (what `llama-quantize` runs),
+ * with llama.cpp's default choices per tensor for `ftype` (e.g. Q4_K_M mixes Q4_K and Q6_K). Writes
+ * `output.partial`, then renames it, so a failure leaves no file at `output`.
+ *
+ * @throws {EdgeMoeError} `io` when `input` cannot be read, `corrupt_data` when llama.cpp fails.
+ */
+export function quantizeModel(input: string, output: string, ftype: number, threads = 1): void {
+  const op = `quantize ${input} to ${output}`;
+  try {
+    if (!Deno.statSync(input).isFile) throw new Error("not a regular file");
+  } catch (e) {
+    throw new EdgeMoeError("io", op, `cannot read the input: ${(e as Error).message}`, { cause: e });
+  }
+  const llama = openLlama();
+  const params = llama.llama_model_quantize_default_params();
+  const v = new DataView(params.buffer, params.byteOffset, params.byteLength);
+  v.setInt32(QUANTIZE_PARAMS.nthread, threads, true);
+  v.setInt32(QUANTIZE_PARAMS.ftype, ftype, true);
+  const partial = `${output}.partial`;
+  const mark = llamaLogMark();
+  const rc = llama.llama_model_quantize(cString(input), cString(partial), params);
+  if (rc !== 0) {
+    try {
+      Deno.removeSync(partial);
+    } catch { /* llama.cpp may have failed before creating it */ }
+    throw new EdgeMoeError("corrupt_data", op, `llama_model_quantize returned ${rc}: ${errorLines(mark)}`);
+  }
+  Deno.renameSync(partial, output);
 }
 
 /** How to load a model and create its context. */

@@ -6,7 +6,8 @@
  * anywhere.
  *
  * Per fixture NAME:
- * - `NAME.gguf`: the model (tools/fixtures/make_tiny_moe.py).
+ * - `NAME.gguf`: the model (tools/fixtures/make_tiny_moe.py; the K-quant one
+ *   quantized from its F32 source by llama.cpp, make_reference_logits.ts).
  * - `NAME.reference.json`: a {@linkcode Reference}: the file's SHA-256, the
  *   llama.cpp settings, each prompt's token ids and where its logits start,
  *   a greedy continuation, and llama.cpp's tokenization of a set of strings.
@@ -21,7 +22,15 @@ import { EdgeMoeError } from "../../src/errors.ts";
 export const FIXTURE_DIR: string = new URL("../fixtures/models/", import.meta.url).pathname;
 
 /** Every fixture, by file stem. */
-export const FIXTURES = ["qwen3moe", "qwen3moe-f16", "qwen3moe-q8_0", "qwen2moe", "olmoe", "mixtral"] as const;
+export const FIXTURES = [
+  "qwen3moe",
+  "qwen3moe-f16",
+  "qwen3moe-q8_0",
+  "qwen3moe-q4_k_m",
+  "qwen2moe",
+  "olmoe",
+  "mixtral",
+] as const;
 
 /** A fixture's file stem. */
 export type FixtureName = typeof FIXTURES[number];
@@ -70,8 +79,11 @@ export interface Reference {
   nVocab: number;
   /** The evaluated sequences. */
   prompts: ReferencePrompt[];
-  /** Greedy decoding (argmax, lowest id on a tie) from `prompt`, one token at a time after the prompt. */
-  greedy: { prompt: number[]; tokens: number[] };
+  /**
+   * Greedy decoding (argmax, lowest id on a tie) from `prompt`, one token at a time after the prompt;
+   * `minMargin` is the smallest gap between the best and second-best logit along the way.
+   */
+  greedy: { prompt: number[]; tokens: number[]; minMargin: number };
   /** Tokenizations of assorted strings. */
   tokenizations: ReferenceTokenization[];
 }

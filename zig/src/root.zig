@@ -12,7 +12,8 @@ const status = @import("c_api/status.zig");
 const cpu = @import("cpu.zig");
 const matvec = @import("kernels/matvec.zig");
 const f32k = @import("kernels/f32.zig");
-const pack_checksum = @import("pack/checksum.zig");
+const store = @import("io/store.zig");
+const checksum = @import("io/checksum.zig");
 
 /// Bumped whenever an export changes name, parameters or meaning.
 pub const abi_version: u32 = 1;
@@ -79,9 +80,35 @@ fn matvecAny(comptime W: type, w: ?[*]const W, w_len: usize, x: ?[*]const f32, x
     }
 }
 
-fn checksum64(bytes: ?[*]const u8, len: usize, out: ?*u64) Error!void {
+fn storeFrom(h: ?*anyopaque) Error!*store.Store {
+    const p = h orelse return status.fail(error.NullPointer, "store handle is null", .{});
+    return @ptrCast(@alignCast(p));
+}
+
+fn storeOpen(path: ?[*]const u8, path_len: usize, opts: ?*const store.Options, out: ?*?*anyopaque) Error!void {
     const o = out orelse return status.fail(error.NullPointer, "out is null", .{});
-    o.* = pack_checksum.checksum64(try slice(u8, bytes, len, "bytes"));
+    const op = opts orelse return status.fail(error.NullPointer, "options are null", .{});
+    const s = try store.Store.open(std.heap.c_allocator, try slice(u8, path, path_len, "path"), op.*);
+    o.* = s;
+}
+
+fn storeSubmit(h: ?*anyopaque, slot: u32, offset: u64, len: u64, expected: u64) Error!void {
+    try (try storeFrom(h)).submit(slot, offset, len, expected);
+}
+
+fn storeWait(h: ?*anyopaque, slot: u32, out: ?*usize) Error!void {
+    const o = out orelse return status.fail(error.NullPointer, "out is null", .{});
+    o.* = @intFromPtr((try (try storeFrom(h)).wait(slot)).ptr);
+}
+
+fn storeStats(h: ?*anyopaque, out: ?*store.Stats) Error!void {
+    const o = out orelse return status.fail(error.NullPointer, "out is null", .{});
+    o.* = (try storeFrom(h)).stats;
+}
+
+fn checksum64(ptr: ?[*]const u8, len: usize, out: ?*u64) Error!void {
+    const o = out orelse return status.fail(error.NullPointer, "out is null", .{});
+    o.* = checksum.hash64(try slice(u8, ptr, len, "bytes"));
 }
 
 // ---------------------------------------------------------------------------
@@ -135,22 +162,63 @@ export fn emoe_matvec_f16(w: ?[*]const f16, w_len: usize, x: ?[*]const f32, x_le
     return status.call(matvecAny(f16, w, w_len, x, x_len, y, y_len, rows, cols));
 }
 
-/// i32 emoe_checksum64(u8* bytes, usize len, u64* out): XXH64 (seed 0) of the
-/// bytes, the checksum of a pack's expert blob.
-export fn emoe_checksum64(bytes: ?[*]const u8, len: usize, out: ?*u64) i32 {
+/// i32 emoe_store_open(u8* path, usize path_len, StoreOptions* opts, void** out): opens the
+/// model file and allocates the slot arena.
+export fn emoe_store_open(path: ?[*]const u8, path_len: usize, opts: ?*const store.Options, out: ?*?*anyopaque) i32 {
     status.clear();
-    return status.call(checksum64(bytes, len, out));
+    return status.call(storeOpen(path, path_len, opts, out));
+}
+
+/// i32 emoe_store_close(void* store): waits for reads in flight, frees everything. Null is a no-op.
+export fn emoe_store_close(h: ?*anyopaque) i32 {
+    status.clear();
+    if (h == null) return 0;
+    (storeFrom(h) catch unreachable).close();
+    return 0;
+}
+
+/// i32 emoe_store_submit(void* store, u32 slot, u64 offset, u64 len, u64 checksum): starts
+/// reading file bytes offset..offset+len into `slot`; checksum 0 skips verification.
+export fn emoe_store_submit(h: ?*anyopaque, slot: u32, offset: u64, len: u64, expected: u64) i32 {
+    status.clear();
+    return status.call(storeSubmit(h, slot, offset, len, expected));
+}
+
+/// i32 emoe_store_wait(void* store, u32 slot, usize* out_addr): blocks until the slot is
+/// loaded and verified; writes the address of its first byte.
+export fn emoe_store_wait(h: ?*anyopaque, slot: u32, out: ?*usize) i32 {
+    status.clear();
+    return status.call(storeWait(h, slot, out));
+}
+
+/// i32 emoe_store_poll(void* store): reaps finished reads without blocking.
+export fn emoe_store_poll(h: ?*anyopaque) i32 {
+    status.clear();
+    return status.call(if (storeFrom(h)) |s| s.poll() else |e| e);
+}
+
+/// i32 emoe_store_stats(void* store, StoreStats* out)
+export fn emoe_store_stats(h: ?*anyopaque, out: ?*store.Stats) i32 {
+    status.clear();
+    return status.call(storeStats(h, out));
+}
+
+/// i32 emoe_checksum64(u8* bytes, usize len, u64* out): XXH64 (seed 0) of the bytes.
+export fn emoe_checksum64(ptr: ?[*]const u8, len: usize, out: ?*u64) i32 {
+    status.clear();
+    return status.call(checksum64(ptr, len, out));
 }
 
 test {
     std.testing.refAllDecls(@This());
-    _ = pack_checksum;
     _ = status;
     _ = cpu;
     _ = matvec;
     _ = f32k;
     _ = @import("kernels/f16.zig");
     _ = @import("kernels/types.zig");
+    _ = @import("io/store.zig");
+    _ = @import("io/checksum.zig");
 }
 
 test "exports reject bad shapes with a message" {

@@ -1,0 +1,330 @@
+/**
+ * The shared MoE transformer graph: one token at a time through every layer,
+ * with a KV cache. Architecture differences come from an `ArchSpec`; weights
+ * from a `ModelWeights`; experts are fetched by (layer, id) only for the ids
+ * the router picks.
+ *
+ * Per layer:
+ *   h   = x + Wo · attention(rope(norm_qk(Wq·n)), rope(norm_qk(Wk·n)), Wv·n),  n = rmsnorm(x)·attn_norm
+ *   m   = rmsnorm(h)·ffn_norm
+ *   out = h + Σ_{e ∈ topk(router(Wr·m))} w_e · down_e(silu(gate_e·m) ⊙ up_e·m)  [+ shared expert]
+ *
+ * @module
+ */
+import { EdgeMoeError } from "../errors.ts";
+import type { NativeLibrary } from "../../ffi/native.ts";
+import { createRouter, type Router, softmaxInPlace } from "../router/router.ts";
+import { type ArchSpec, archSpec } from "./arch.ts";
+import { addInPlace, dequantizeRow, matrixShape, matvec, rmsNorm, rope, silu } from "./ops.ts";
+import { type ExpertSource, type ModelWeights, residentExperts, type TensorData } from "./weights.ts";
+
+/** Hyperparameters read from `{arch}.*` metadata. */
+export interface HParams {
+  nEmbd: number;
+  nLayer: number;
+  nHead: number;
+  nHeadKv: number;
+  headDim: number;
+  nExpert: number;
+  nExpertUsed: number;
+  nVocab: number;
+  ctxTrain: number;
+  eps: number;
+  ropeBase: number;
+  ropeDim: number;
+  normalizeTopK: boolean;
+}
+
+function required(w: ModelWeights, key: string): number {
+  const v = w.number(key);
+  if (v === undefined) throw new EdgeMoeError("corrupt_data", "load model", `metadata key ${key} is missing`);
+  if (!Number.isFinite(v) || v < 0) {
+    throw new EdgeMoeError("corrupt_data", "load model", `${key} = ${v} is not a valid size`);
+  }
+  return v;
+}
+
+/** Reads and checks the hyperparameters of `w` for `spec`. */
+export function readHParams(w: ModelWeights, spec: ArchSpec): HParams {
+  const a = w.arch;
+  const nEmbd = required(w, `${a}.embedding_length`);
+  const nHead = required(w, `${a}.attention.head_count`);
+  const headDim = w.number(`${a}.attention.key_length`) ?? nEmbd / nHead;
+  const embd = w.tensor("token_embd.weight");
+  if (!embd) throw new EdgeMoeError("corrupt_data", "load model", "tensor token_embd.weight is missing");
+  const hp: HParams = {
+    nEmbd,
+    nLayer: required(w, `${a}.block_count`),
+    nHead,
+    nHeadKv: w.number(`${a}.attention.head_count_kv`) ?? nHead,
+    headDim,
+    nExpert: required(w, `${a}.expert_count`),
+    nExpertUsed: required(w, `${a}.expert_used_count`),
+    nVocab: matrixShape(embd).rows,
+    ctxTrain: w.number(`${a}.context_length`) ?? 4096,
+    eps: w.number(`${a}.attention.layer_norm_rms_epsilon`) ?? 1e-6,
+    ropeBase: w.number(`${a}.rope.freq_base`) ?? 10000,
+    ropeDim: w.number(`${a}.rope.dimension_count`) ?? headDim,
+    normalizeTopK: w.bool(`${a}.expert_weights_norm`) ?? spec.normalizeTopK,
+  };
+  const bad = (why: string) => new EdgeMoeError("corrupt_data", "load model", why);
+  for (const [k, v] of Object.entries(hp)) {
+    if (typeof v === "number" && !(v > 0 && Number.isFinite(v))) {
+      throw bad(`hyperparameter ${k} = ${v} must be positive`);
+    }
+  }
+  if (!Number.isInteger(hp.headDim)) throw bad(`head dimension ${hp.headDim} is not an integer`);
+  if (hp.nHead % hp.nHeadKv !== 0) throw bad(`head_count ${hp.nHead} is not a multiple of head_count_kv ${hp.nHeadKv}`);
+  if (hp.nExpertUsed > hp.nExpert) throw bad(`expert_used_count ${hp.nExpertUsed} > expert_count ${hp.nExpert}`);
+  if (hp.ropeDim > hp.headDim || hp.ropeDim % 2) {
+    throw bad(`rope dimension ${hp.ropeDim} does not fit head dimension ${hp.headDim}`);
+  }
+  return hp;
+}
+
+/** Options of {@linkcode MoeModel}. */
+export interface ModelOptions {
+  /** Context length (KV cache size) in tokens; default min(training context, 4096). */
+  nCtx?: number;
+  /** Called with each layer's routing, for statistics and prediction. */
+  onRoute?: (layer: number, ids: Uint32Array) => void;
+  /** Where the experts come from (default: the weights, in RAM). */
+  experts?: ExpertSource;
+}
+
+interface LayerWeights {
+  attnNorm: Float32Array;
+  q: TensorData;
+  k: TensorData;
+  v: TensorData;
+  qBias?: Float32Array;
+  kBias?: Float32Array;
+  vBias?: Float32Array;
+  o: TensorData;
+  qNorm?: Float32Array;
+  kNorm?: Float32Array;
+  ffnNorm: Float32Array;
+  router: TensorData;
+  shared?: { gate: TensorData; up: TensorData; down: TensorData; gateInp: TensorData };
+}
+
+/** A loaded MoE model with its KV cache. */
+export class MoeModel {
+  /** Hyperparameters. */
+  readonly hp: HParams;
+  /** The architecture spec. */
+  readonly spec: ArchSpec;
+  /** KV cache length in tokens. */
+  readonly nCtx: number;
+  readonly #w: ModelWeights;
+  readonly #lib: NativeLibrary;
+  readonly #layers: LayerWeights[];
+  readonly #router: Router;
+  readonly #embd: TensorData;
+  readonly #output: TensorData;
+  readonly #outputNorm: Float32Array;
+  readonly #kCache: Float32Array[];
+  readonly #vCache: Float32Array[];
+  readonly #onRoute?: (layer: number, ids: Uint32Array) => void;
+  readonly #experts: ExpertSource;
+
+  /**
+   * @throws {EdgeMoeError} `unsupported` architecture, `corrupt_data` for missing or misshapen tensors.
+   */
+  constructor(weights: ModelWeights, lib: NativeLibrary, opts: ModelOptions = {}) {
+    this.spec = archSpec(weights.arch);
+    this.hp = readHParams(weights, this.spec);
+    this.#w = weights;
+    this.#lib = lib;
+    this.nCtx = opts.nCtx ?? Math.min(this.hp.ctxTrain, 4096);
+    this.#onRoute = opts.onRoute;
+    this.#experts = opts.experts ?? residentExperts(weights);
+    const hp = this.hp;
+    this.#router = createRouter({ k: hp.nExpertUsed, gating: this.spec.gating, normalize: hp.normalizeTopK });
+    this.#embd = this.#tensor("token_embd.weight", [hp.nEmbd, hp.nVocab]);
+    this.#output = weights.tensor("output.weight") ?? this.#embd;
+    this.#expectDims(this.#output, [hp.nEmbd, hp.nVocab]);
+    this.#outputNorm = this.#vector("output_norm.weight", hp.nEmbd)!;
+    const qDim = hp.nHead * hp.headDim, kvDim = hp.nHeadKv * hp.headDim;
+    this.#layers = [];
+    for (let l = 0; l < hp.nLayer; l++) {
+      const p = `blk.${l}.`;
+      const qkNormLen = this.spec.qkNorm === "head" ? [hp.headDim, hp.headDim] : [qDim, kvDim];
+      const layer: LayerWeights = {
+        attnNorm: this.#vector(`${p}attn_norm.weight`, hp.nEmbd)!,
+        q: this.#tensor(`${p}attn_q.weight`, [hp.nEmbd, qDim]),
+        k: this.#tensor(`${p}attn_k.weight`, [hp.nEmbd, kvDim]),
+        v: this.#tensor(`${p}attn_v.weight`, [hp.nEmbd, kvDim]),
+        qBias: this.#vector(`${p}attn_q.bias`, qDim, true),
+        kBias: this.#vector(`${p}attn_k.bias`, kvDim, true),
+        vBias: this.#vector(`${p}attn_v.bias`, kvDim, true),
+        o: this.#tensor(`${p}attn_output.weight`, [qDim, hp.nEmbd]),
+        qNorm: this.spec.qkNorm === "none" ? undefined : this.#vector(`${p}attn_q_norm.weight`, qkNormLen[0]),
+        kNorm: this.spec.qkNorm === "none" ? undefined : this.#vector(`${p}attn_k_norm.weight`, qkNormLen[1]),
+        ffnNorm: this.#vector(`${p}ffn_norm.weight`, hp.nEmbd)!,
+        router: this.#tensor(`${p}ffn_gate_inp.weight`, [hp.nEmbd, hp.nExpert]),
+      };
+      if (this.spec.sharedExpert) {
+        layer.shared = {
+          gate: this.#tensor(`${p}ffn_gate_shexp.weight`),
+          up: this.#tensor(`${p}ffn_up_shexp.weight`),
+          down: this.#tensor(`${p}ffn_down_shexp.weight`),
+          gateInp: this.#tensor(`${p}ffn_gate_inp_shexp.weight`, [hp.nEmbd]),
+        };
+      }
+      this.#layers.push(layer);
+    }
+    this.#kCache = this.#layers.map(() => new Float32Array(this.nCtx * kvDim));
+    this.#vCache = this.#layers.map(() => new Float32Array(this.nCtx * kvDim));
+  }
+
+  #expectDims(t: TensorData, dims: readonly number[]): void {
+    const ok = t.dims.length >= dims.length && dims.every((d, i) => t.dims[i] === d) &&
+      t.dims.slice(dims.length).every((d) => d === 1);
+    if (!ok) {
+      throw new EdgeMoeError("corrupt_data", "load model", `tensor ${t.name} has dims [${t.dims}], expected [${dims}]`);
+    }
+  }
+
+  #tensor(name: string, dims?: readonly number[]): TensorData {
+    const t = this.#w.tensor(name);
+    if (!t) throw new EdgeMoeError("corrupt_data", "load model", `tensor ${name} is missing`);
+    if (dims) this.#expectDims(t, dims);
+    return t;
+  }
+
+  #vector(name: string, n: number, optional = false): Float32Array | undefined {
+    const t = this.#w.tensor(name);
+    if (!t) {
+      if (optional) return undefined;
+      throw new EdgeMoeError("corrupt_data", "load model", `tensor ${name} is missing`);
+    }
+    this.#expectDims(t, [n]);
+    const out = new Float32Array(n);
+    dequantizeRow(t, 0, out);
+    return out;
+  }
+
+  /**
+   * Runs `token` at position `pos` (which must be the number of tokens already
+   * evaluated in this sequence) and returns the logits over the vocabulary.
+   *
+   * @throws {EdgeMoeError} `invalid_argument` for a token id out of range or a position past the context.
+   */
+  forward(token: number, pos: number): Float32Array {
+    const hp = this.hp;
+    if (!Number.isInteger(token) || token < 0 || token >= hp.nVocab) {
+      throw new EdgeMoeError(
+        "invalid_argument",
+        "forward",
+        `token id ${token} is outside the vocabulary 0..${hp.nVocab - 1}`,
+      );
+    }
+    if (!Number.isInteger(pos) || pos < 0 || pos >= this.nCtx) {
+      throw new EdgeMoeError(
+        "invalid_argument",
+        "forward",
+        `position ${pos} is outside the context 0..${this.nCtx - 1}`,
+      );
+    }
+    const x = new Float32Array(hp.nEmbd);
+    dequantizeRow(this.#embd, token, x);
+    const n = new Float32Array(hp.nEmbd);
+    for (let l = 0; l < hp.nLayer; l++) {
+      const L = this.#layers[l];
+      rmsNorm(x, L.attnNorm, hp.eps, n);
+      addInPlace(x, this.#attention(l, L, n, pos));
+      rmsNorm(x, L.ffnNorm, hp.eps, n);
+      addInPlace(x, this.#moe(l, L, n));
+    }
+    rmsNorm(x, this.#outputNorm, hp.eps, n);
+    const logits = new Float32Array(hp.nVocab);
+    matvec(this.#lib, this.#output, n, logits);
+    return logits;
+  }
+
+  #attention(l: number, L: LayerWeights, n: Float32Array, pos: number): Float32Array {
+    const hp = this.hp;
+    const hd = hp.headDim, kvDim = hp.nHeadKv * hd;
+    const q = new Float32Array(hp.nHead * hd), k = new Float32Array(kvDim), v = new Float32Array(kvDim);
+    matvec(this.#lib, L.q, n, q);
+    matvec(this.#lib, L.k, n, k);
+    matvec(this.#lib, L.v, n, v);
+    if (L.qBias) addInPlace(q, L.qBias);
+    if (L.kBias) addInPlace(k, L.kBias);
+    if (L.vBias) addInPlace(v, L.vBias);
+    if (this.spec.qkNorm === "full") {
+      rmsNorm(q, L.qNorm, hp.eps, q);
+      rmsNorm(k, L.kNorm, hp.eps, k);
+    } else if (this.spec.qkNorm === "head") {
+      for (let h = 0; h < hp.nHead; h++) {
+        rmsNorm(q.subarray(h * hd, (h + 1) * hd), L.qNorm, hp.eps, q.subarray(h * hd, (h + 1) * hd));
+      }
+      for (let h = 0; h < hp.nHeadKv; h++) {
+        rmsNorm(k.subarray(h * hd, (h + 1) * hd), L.kNorm, hp.eps, k.subarray(h * hd, (h + 1) * hd));
+      }
+    }
+    const neox = this.spec.rope === "neox";
+    rope(q, hp.nHead, hd, hp.ropeDim, pos, hp.ropeBase, neox);
+    rope(k, hp.nHeadKv, hd, hp.ropeDim, pos, hp.ropeBase, neox);
+    const kc = this.#kCache[l], vc = this.#vCache[l];
+    kc.set(k, pos * kvDim);
+    vc.set(v, pos * kvDim);
+    const out = new Float32Array(hp.nHead * hd);
+    const scores = new Float32Array(pos + 1);
+    const scale = 1 / Math.sqrt(hd);
+    const group = hp.nHead / hp.nHeadKv;
+    for (let h = 0; h < hp.nHead; h++) {
+      const qo = h * hd, ko = Math.floor(h / group) * hd;
+      for (let t = 0; t <= pos; t++) {
+        let s = 0;
+        const base = t * kvDim + ko;
+        for (let i = 0; i < hd; i++) s += q[qo + i] * kc[base + i];
+        scores[t] = s * scale;
+      }
+      softmaxInPlace(scores);
+      for (let t = 0; t <= pos; t++) {
+        const p = scores[t], base = t * kvDim + ko;
+        for (let i = 0; i < hd; i++) out[qo + i] += p * vc[base + i];
+      }
+    }
+    const o = new Float32Array(hp.nEmbd);
+    matvec(this.#lib, L.o, out, o);
+    return o;
+  }
+
+  #ffn(gate: TensorData, up: TensorData, down: TensorData, n: Float32Array): Float32Array {
+    const f = matrixShape(gate).rows;
+    const g = new Float32Array(f), u = new Float32Array(f);
+    matvec(this.#lib, gate, n, g);
+    matvec(this.#lib, up, n, u);
+    for (let i = 0; i < f; i++) g[i] = silu(g[i]) * u[i];
+    const out = new Float32Array(this.hp.nEmbd);
+    matvec(this.#lib, down, g, out);
+    return out;
+  }
+
+  #moe(l: number, L: LayerWeights, n: Float32Array): Float32Array {
+    const logits = new Float32Array(this.hp.nExpert);
+    matvec(this.#lib, L.router, n, logits);
+    const { ids, weights } = this.#router(logits);
+    this.#onRoute?.(l, ids);
+    const out = new Float32Array(this.hp.nEmbd);
+    {
+      using lease = this.#experts.acquire(l, ids);
+      lease.experts.forEach((e, i) => {
+        const y = this.#ffn(e.gate, e.up, e.down, n);
+        const w = weights[i];
+        for (let j = 0; j < out.length; j++) out[j] += w * y[j];
+      });
+    }
+    if (L.shared) {
+      const y = this.#ffn(L.shared.gate, L.shared.up, L.shared.down, n);
+      const gl = new Float32Array(1);
+      matvec(this.#lib, L.shared.gateInp, n, gl);
+      const gate = 1 / (1 + Math.exp(-gl[0]));
+      for (let j = 0; j < out.length; j++) out[j] += gate * y[j];
+    }
+    return out;
+  }
+}

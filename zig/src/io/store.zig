@@ -1,0 +1,535 @@
+//! The expert store's native half: a fixed arena of I/O slots allocated once
+//! at open (page-aligned, so O_DIRECT can read into it), and three ways to
+//! fill a slot with a byte range of the model file:
+//!
+//!   uring  io_uring reads, several in flight, completions reaped when the
+//!          caller waits for a slot (never blocking compute before that);
+//!   pread  a fixed pool of reader threads doing pread(2);
+//!   mmap   the file mapped read-only; a submit is madvise(WILLNEED) and a
+//!          slot's data is the mapping itself (the page-cache baseline).
+//!
+//! With O_DIRECT a read is widened to 4096-byte boundaries; the slot's data
+//! then starts `offset % 4096` bytes in. A read that ends early (truncated
+//! file), fails (EIO) or whose bytes do not hash to the expected checksum
+//! marks the slot failed with an error naming the slot and offset: never
+//! silent zeros. Which expert lives in which slot, and when a slot may be
+//! reused, is decided on the TypeScript side (src/store/).
+const std = @import("std");
+const linux = std.os.linux;
+const posix = std.posix;
+const status = @import("../c_api/status.zig");
+const checksum = @import("checksum.zig");
+
+const Error = status.Error;
+
+pub const direct_align = 4096;
+
+pub const Backend = enum(u32) { uring = 0, pread = 1, mmap = 2 };
+
+/// How `emoe_store_open` opens the file and sizes the arena.
+pub const Options = extern struct {
+    /// Backend enum value.
+    backend: u32,
+    /// Number of slots in the arena.
+    slot_count: u32,
+    /// Bytes per slot (rounded up to 4096); must hold the largest read plus alignment slack.
+    slot_bytes: u64,
+    /// io_uring submission queue entries (uring), 1..4096.
+    queue_depth: u32,
+    /// Reader threads (pread), 1..64.
+    threads: u32,
+    /// 0: buffered; 1: O_DIRECT if the filesystem allows, else buffered; 2: O_DIRECT or fail.
+    direct: u32,
+    _reserved: u32 = 0,
+};
+
+comptime {
+    // ffi/symbols.ts STORE_OPTIONS_LAYOUT relies on this layout.
+    std.debug.assert(@sizeOf(Options) == 32);
+    std.debug.assert(@offsetOf(Options, "slot_bytes") == 8);
+    std.debug.assert(@offsetOf(Options, "queue_depth") == 16);
+    std.debug.assert(@offsetOf(Options, "threads") == 20);
+    std.debug.assert(@offsetOf(Options, "direct") == 24);
+}
+
+/// Counters, all totals since open. Mirrored in ffi/symbols.ts.
+pub const Stats = extern struct {
+    reads_total: u64 = 0,
+    bytes_read_total: u64 = 0,
+    wait_ns_total: u64 = 0,
+    short_reads_total: u64 = 0,
+    checksum_failures_total: u64 = 0,
+    io_errors_total: u64 = 0,
+    direct: u64 = 0,
+    backend: u64 = 0,
+
+    comptime {
+        std.debug.assert(@sizeOf(Stats) == 8 * 8); // ffi/symbols.ts STORE_STATS_FIELDS
+    }
+};
+
+const SlotState = enum(u8) { empty, loading, ready, failed };
+
+const Slot = struct {
+    state: SlotState = .empty,
+    /// The caller's byte range in the file.
+    offset: u64 = 0,
+    len: u64 = 0,
+    /// Where the read starts (offset rounded down when direct) and how much it reads.
+    read_offset: u64 = 0,
+    read_len: u64 = 0,
+    /// Bytes of the read done so far (uring resubmits after a short read).
+    done: u64 = 0,
+    expected_checksum: u64 = 0,
+    failure: Error = error.InputOutput,
+};
+
+const max_slots = 1 << 20;
+const max_threads = 64;
+
+pub const Store = struct {
+    alloc: std.mem.Allocator,
+    fd: posix.fd_t,
+    direct: bool,
+    backend: Backend,
+    file_size: u64,
+    slot_bytes: usize,
+    arena: []align(direct_align) u8,
+    slots: []Slot,
+    stats: Stats = .{},
+    // uring
+    ring: ?linux.IoUring = null,
+    in_flight: u32 = 0,
+    // pread
+    mutex: std.Thread.Mutex = .{},
+    work_cond: std.Thread.Condition = .{},
+    done_cond: std.Thread.Condition = .{},
+    queue: []u32 = &.{},
+    queue_head: usize = 0,
+    queue_len: usize = 0,
+    stopping: bool = false,
+    threads: []std.Thread = &.{},
+    // mmap
+    map: ?[]align(std.heap.page_size_min) u8 = null,
+
+    pub fn open(alloc: std.mem.Allocator, path: []const u8, opts: Options) Error!*Store {
+        const backend = std.meta.intToEnum(Backend, opts.backend) catch
+            return status.fail(error.InvalidArgument, "unknown store backend {d} (0 uring, 1 pread, 2 mmap)", .{opts.backend});
+        if (opts.slot_count == 0 or opts.slot_count > max_slots)
+            return status.fail(error.InvalidArgument, "slot_count {d} must be in 1..{d}", .{ opts.slot_count, max_slots });
+        if (opts.slot_bytes == 0 or opts.slot_bytes > (1 << 34))
+            return status.fail(error.InvalidArgument, "slot_bytes {d} must be in 1..16 GiB", .{opts.slot_bytes});
+        if (opts.direct > 2) return status.fail(error.InvalidArgument, "direct must be 0, 1 or 2, got {d}", .{opts.direct});
+        const slot_bytes = std.mem.alignForward(usize, @intCast(opts.slot_bytes), direct_align);
+        const arena_bytes = std.math.mul(usize, slot_bytes, opts.slot_count) catch
+            return status.fail(error.InvalidArgument, "slot_count x slot_bytes overflows", .{});
+        if (path.len == 0 or path.len > 4095) return status.fail(error.InvalidArgument, "path length {d} must be in 1..4095", .{path.len});
+
+        var direct = opts.direct != 0 and backend != .mmap;
+        const fd = openFile(path, direct) catch |e| blk: {
+            if (direct and opts.direct == 1) {
+                direct = false;
+                break :blk openFile(path, false) catch |e2| return openFailure(path, e2);
+            }
+            return openFailure(path, e);
+        };
+        errdefer posix.close(fd);
+        const st = posix.fstat(fd) catch return status.fail(error.InputOutput, "fstat {s} failed", .{path});
+        const file_size: u64 = @intCast(st.size);
+
+        const self = alloc.create(Store) catch return error.OutOfMemory;
+        errdefer alloc.destroy(self);
+        self.* = .{
+            .alloc = alloc,
+            .fd = fd,
+            .direct = direct,
+            .backend = backend,
+            .file_size = file_size,
+            .slot_bytes = slot_bytes,
+            .arena = &.{},
+            .slots = &.{},
+        };
+        self.stats.direct = @intFromBool(direct);
+        self.stats.backend = @intFromEnum(backend);
+        self.slots = alloc.alloc(Slot, opts.slot_count) catch return error.OutOfMemory;
+        errdefer alloc.free(self.slots);
+        @memset(self.slots, .{});
+
+        switch (backend) {
+            .mmap => {
+                if (file_size > 0) {
+                    self.map = posix.mmap(null, @intCast(file_size), posix.PROT.READ, .{ .TYPE = .PRIVATE }, fd, 0) catch
+                        return status.fail(error.InputOutput, "mmap of {s} ({d} bytes) failed", .{ path, file_size });
+                }
+            },
+            .uring, .pread => {
+                self.arena = alloc.alignedAlloc(u8, direct_align, arena_bytes) catch
+                    return status.fail(error.OutOfMemory, "cannot allocate the {d}-byte slot arena", .{arena_bytes});
+            },
+        }
+        errdefer if (self.arena.len > 0) alloc.free(self.arena);
+        errdefer if (self.map) |m| posix.munmap(m);
+
+        switch (backend) {
+            .uring => {
+                if (opts.queue_depth == 0 or opts.queue_depth > 4096)
+                    return status.fail(error.InvalidArgument, "queue_depth {d} must be in 1..4096", .{opts.queue_depth});
+                const entries = std.math.ceilPowerOfTwo(u16, @intCast(opts.queue_depth)) catch unreachable;
+                self.ring = linux.IoUring.init(entries, 0) catch |e|
+                    return status.fail(error.Unsupported, "io_uring is not available here ({s}); use the pread backend", .{@errorName(e)});
+            },
+            .pread => {
+                if (opts.threads == 0 or opts.threads > max_threads)
+                    return status.fail(error.InvalidArgument, "threads {d} must be in 1..{d}", .{ opts.threads, max_threads });
+                self.queue = alloc.alloc(u32, opts.slot_count) catch return error.OutOfMemory;
+                errdefer alloc.free(self.queue);
+                self.threads = alloc.alloc(std.Thread, opts.threads) catch return error.OutOfMemory;
+                var started: usize = 0;
+                errdefer {
+                    self.mutex.lock();
+                    self.stopping = true;
+                    self.work_cond.broadcast();
+                    self.mutex.unlock();
+                    for (self.threads[0..started]) |t| t.join();
+                    alloc.free(self.threads);
+                }
+                for (self.threads) |*t| {
+                    t.* = std.Thread.spawn(.{ .stack_size = 256 * 1024 }, worker, .{self}) catch
+                        return status.fail(error.OutOfMemory, "cannot start reader thread", .{});
+                    started += 1;
+                }
+            },
+            .mmap => {},
+        }
+        return self;
+    }
+
+    fn openFile(path: []const u8, direct: bool) posix.OpenError!posix.fd_t {
+        return posix.open(path, .{ .ACCMODE = .RDONLY, .CLOEXEC = true, .DIRECT = direct }, 0);
+    }
+
+    fn openFailure(path: []const u8, e: posix.OpenError) Error {
+        return switch (e) {
+            error.FileNotFound => status.fail(error.InputOutput, "{s} does not exist", .{path}),
+            error.AccessDenied => status.fail(error.InputOutput, "{s}: permission denied", .{path}),
+            error.IsDir => status.fail(error.InvalidArgument, "{s} is a directory", .{path}),
+            else => status.fail(error.InputOutput, "cannot open {s}: {s}", .{ path, @errorName(e) }),
+        };
+    }
+
+    pub fn close(self: *Store) void {
+        if (self.ring) |*r| {
+            // Reap what is in flight so the kernel is done with the arena.
+            while (self.in_flight > 0) self.reapOne(true) catch break;
+            r.deinit();
+        }
+        if (self.threads.len > 0) {
+            self.mutex.lock();
+            self.stopping = true;
+            self.work_cond.broadcast();
+            self.mutex.unlock();
+            for (self.threads) |t| t.join();
+            self.alloc.free(self.threads);
+            self.alloc.free(self.queue);
+        }
+        if (self.map) |m| posix.munmap(m);
+        if (self.arena.len > 0) self.alloc.free(self.arena);
+        self.alloc.free(self.slots);
+        posix.close(self.fd);
+        self.alloc.destroy(self);
+    }
+
+    fn slotMem(self: *Store, slot: u32) []u8 {
+        return self.arena[@as(usize, slot) * self.slot_bytes ..][0..self.slot_bytes];
+    }
+
+    fn checkSlot(self: *Store, slot: u32) Error!*Slot {
+        if (slot >= self.slots.len) return status.fail(error.InvalidArgument, "slot {d} is outside 0..{d}", .{ slot, self.slots.len - 1 });
+        return &self.slots[slot];
+    }
+
+    /// Starts reading `len` bytes at `offset` into `slot`. `expected` is the
+    /// checksum of those bytes (0: do not verify).
+    pub fn submit(self: *Store, slot_index: u32, offset: u64, len: u64, expected: u64) Error!void {
+        const slot = try self.checkSlot(slot_index);
+        if (slot.state == .loading) return status.fail(error.Busy, "slot {d} is still loading", .{slot_index});
+        const end = std.math.add(u64, offset, len) catch
+            return status.fail(error.InvalidArgument, "offset {d} + len {d} overflows", .{ offset, len });
+        if (len == 0) return status.fail(error.InvalidArgument, "read of 0 bytes into slot {d}", .{slot_index});
+        if (end > self.file_size)
+            return status.fail(error.EndOfFile, "range {d}..{d} is past the end of the file ({d} bytes)", .{ offset, end, self.file_size });
+        const read_offset = if (self.direct) std.mem.alignBackward(u64, offset, direct_align) else offset;
+        const read_len = if (self.direct) std.mem.alignForward(u64, end - read_offset, direct_align) else len;
+        if (self.backend != .mmap and read_len > self.slot_bytes)
+            return status.fail(error.InvalidArgument, "read of {d} bytes does not fit a {d}-byte slot", .{ read_len, self.slot_bytes });
+        slot.* = .{
+            .state = .loading,
+            .offset = offset,
+            .len = len,
+            .read_offset = read_offset,
+            .read_len = read_len,
+            .expected_checksum = expected,
+        };
+        switch (self.backend) {
+            .uring => try self.queueRead(slot_index),
+            .pread => {
+                self.mutex.lock();
+                defer self.mutex.unlock();
+                self.queue[(self.queue_head + self.queue_len) % self.queue.len] = slot_index;
+                self.queue_len += 1;
+                self.work_cond.signal();
+            },
+            .mmap => {
+                const m = self.map.?;
+                const page = std.heap.page_size_min;
+                const start = std.mem.alignBackward(usize, @intCast(offset), page);
+                // WILLNEED reads at most a few MiB per call: advise in 8 MiB pieces.
+                var p = start;
+                const stop: usize = @intCast(end);
+                while (p < stop) : (p += 8 << 20) {
+                    posix.madvise(@alignCast(m.ptr + p), @min(8 << 20, stop - p), posix.MADV.WILLNEED) catch {};
+                }
+                self.finish(slot_index);
+            },
+        }
+    }
+
+    fn queueRead(self: *Store, slot_index: u32) Error!void {
+        const r = &self.ring.?;
+        const slot = &self.slots[slot_index];
+        const buf = self.slotMem(slot_index)[@intCast(slot.done)..@intCast(slot.read_len)];
+        while (true) {
+            _ = r.read(slot_index, self.fd, .{ .buffer = buf }, slot.read_offset + slot.done) catch |e| switch (e) {
+                error.SubmissionQueueFull => {
+                    try self.reapOne(true);
+                    continue;
+                },
+            };
+            break;
+        }
+        _ = r.submit() catch |e| return status.fail(error.InputOutput, "io_uring submit failed: {s}", .{@errorName(e)});
+        self.in_flight += 1;
+    }
+
+    fn reapOne(self: *Store, block: bool) Error!void {
+        const r = &self.ring.?;
+        var cqes: [16]linux.io_uring_cqe = undefined;
+        const n = r.copy_cqes(&cqes, if (block) 1 else 0) catch |e|
+            return status.fail(error.InputOutput, "io_uring wait failed: {s}", .{@errorName(e)});
+        for (cqes[0..n]) |cqe| {
+            self.in_flight -= 1;
+            const idx: u32 = @intCast(cqe.user_data);
+            const slot = &self.slots[idx];
+            if (cqe.res < 0) {
+                self.fail(slot, error.InputOutput);
+                continue;
+            }
+            const got: u64 = @intCast(cqe.res);
+            slot.done += got;
+            if (self.readComplete(slot)) {
+                self.finish(idx);
+            } else if (got == 0) {
+                self.stats.short_reads_total += 1;
+                self.fail(slot, error.EndOfFile);
+            } else {
+                self.stats.short_reads_total += 1;
+                try self.queueRead(idx);
+            }
+        }
+    }
+
+    /// The read has every byte the caller asked for (a direct read may stop at EOF inside the padding).
+    fn readComplete(self: *Store, slot: *Slot) bool {
+        _ = self;
+        return slot.done >= slot.read_len or slot.read_offset + slot.done >= slot.offset + slot.len;
+    }
+
+    fn fail(self: *Store, slot: *Slot, err: Error) void {
+        self.stats.io_errors_total += 1;
+        slot.failure = err;
+        slot.state = .failed;
+    }
+
+    /// Called with the read done: verifies the checksum and marks the slot.
+    fn finish(self: *Store, idx: u32) void {
+        const slot = &self.slots[idx];
+        self.stats.reads_total += 1;
+        self.stats.bytes_read_total += slot.len;
+        if (slot.expected_checksum != 0) {
+            const got = checksum.hash64(self.data(idx, slot));
+            if (got != slot.expected_checksum) {
+                self.stats.checksum_failures_total += 1;
+                slot.failure = error.ChecksumMismatch;
+                slot.state = .failed;
+                return;
+            }
+        }
+        slot.state = .ready;
+    }
+
+    fn data(self: *Store, idx: u32, slot: *const Slot) []const u8 {
+        if (self.map) |m| return m[@intCast(slot.offset)..][0..@intCast(slot.len)];
+        const head: usize = @intCast(slot.offset - slot.read_offset);
+        return self.slotMem(idx)[head..][0..@intCast(slot.len)];
+    }
+
+    fn worker(self: *Store) void {
+        while (true) {
+            self.mutex.lock();
+            while (self.queue_len == 0 and !self.stopping) self.work_cond.wait(&self.mutex);
+            if (self.stopping) {
+                self.mutex.unlock();
+                return;
+            }
+            const idx = self.queue[self.queue_head];
+            self.queue_head = (self.queue_head + 1) % self.queue.len;
+            self.queue_len -= 1;
+            const slot = self.slots[idx];
+            self.mutex.unlock();
+
+            var done: u64 = 0;
+            var err: ?Error = null;
+            var short = false;
+            const buf = self.slotMem(idx)[0..@intCast(slot.read_len)];
+            while (done < slot.read_len and slot.read_offset + done < slot.offset + slot.len) {
+                const n = posix.pread(self.fd, buf[@intCast(done)..], slot.read_offset + done) catch {
+                    err = error.InputOutput;
+                    break;
+                };
+                if (n == 0) {
+                    err = error.EndOfFile;
+                    short = true;
+                    break;
+                }
+                if (n < buf.len - done) short = true;
+                done += n;
+            }
+
+            self.mutex.lock();
+            const s = &self.slots[idx];
+            s.done = done;
+            if (short) self.stats.short_reads_total += 1;
+            if (err) |e| self.fail(s, e) else self.finish(idx);
+            self.done_cond.broadcast();
+            self.mutex.unlock();
+        }
+    }
+
+    /// Blocks until `slot` is loaded; returns its data.
+    pub fn wait(self: *Store, slot_index: u32) Error![]const u8 {
+        const slot = try self.checkSlot(slot_index);
+        var timer = std.time.Timer.start() catch null;
+        switch (self.backend) {
+            .uring => while (slot.state == .loading) try self.reapOne(true),
+            .pread => {
+                self.mutex.lock();
+                defer self.mutex.unlock();
+                while (slot.state == .loading) self.done_cond.wait(&self.mutex);
+            },
+            .mmap => {},
+        }
+        if (timer) |*t| self.stats.wait_ns_total += t.read();
+        return switch (slot.state) {
+            .ready => self.data(slot_index, slot),
+            .empty => status.fail(error.InvalidArgument, "slot {d} was never submitted", .{slot_index}),
+            .loading => unreachable,
+            .failed => switch (slot.failure) {
+                error.ChecksumMismatch => status.fail(error.ChecksumMismatch, "checksum mismatch in bytes {d}..{d} (slot {d})", .{ slot.offset, slot.offset + slot.len, slot_index }),
+                error.EndOfFile => status.fail(error.EndOfFile, "short read at {d}..{d} (slot {d}): the file ends early (truncated?)", .{ slot.offset, slot.offset + slot.len, slot_index }),
+                else => |e| status.fail(e, "read error at {d}..{d} (slot {d})", .{ slot.offset, slot.offset + slot.len, slot_index }),
+            },
+        };
+    }
+
+    /// Reaps finished reads without blocking (uring); a no-op for the other backends.
+    pub fn poll(self: *Store) Error!void {
+        if (self.ring != null) {
+            while (self.in_flight > 0) {
+                const before = self.in_flight;
+                try self.reapOne(false);
+                if (self.in_flight == before) break;
+            }
+        }
+    }
+};
+
+// ---------------------------------------------------------------------------
+// Tests
+
+fn tmpFile(dir: std.testing.TmpDir, name: []const u8, bytes: []const u8) ![]u8 {
+    try dir.dir.writeFile(.{ .sub_path = name, .data = bytes });
+    return dir.dir.realpathAlloc(std.testing.allocator, name);
+}
+
+fn testBackend(backend: Backend, direct: u32) !void {
+    var tmp = std.testing.tmpDir(.{});
+    defer tmp.cleanup();
+    const content = try std.testing.allocator.alloc(u8, 3 * 4096 + 100);
+    defer std.testing.allocator.free(content);
+    for (content, 0..) |*b, i| b.* = @truncate(i *% 31 +% 7);
+    const path = try tmpFile(tmp, "model.bin", content);
+    defer std.testing.allocator.free(path);
+    const s = try Store.open(std.testing.allocator, path, .{
+        .backend = @intFromEnum(backend),
+        .slot_count = 3,
+        .slot_bytes = 3 * 4096,
+        .queue_depth = 4,
+        .threads = 2,
+        .direct = direct,
+    });
+    defer s.close();
+    // Unaligned range, aligned range, and the file's tail (EOF inside the direct padding).
+    try s.submit(0, 100, 5000, checksum.hash64(content[100..5100]));
+    try s.submit(1, 4096, 4096, 0);
+    try s.submit(2, 3 * 4096, 100, checksum.hash64(content[3 * 4096 ..]));
+    try std.testing.expectEqualSlices(u8, content[100..5100], try s.wait(0));
+    try std.testing.expectEqualSlices(u8, content[4096..8192], try s.wait(1));
+    try std.testing.expectEqualSlices(u8, content[3 * 4096 ..], try s.wait(2));
+    // A wrong checksum is an error naming the range, never data.
+    try s.submit(0, 10, 20, 12345);
+    try std.testing.expectError(error.ChecksumMismatch, s.wait(0));
+    try std.testing.expect(std.mem.indexOf(u8, status.lastMessage(), "checksum mismatch in bytes 10..30") != null);
+    // Past the end is refused at submit.
+    try std.testing.expectError(error.EndOfFile, s.submit(1, content.len - 10, 11, 0));
+    try std.testing.expectError(error.InvalidArgument, s.submit(7, 0, 1, 0));
+    try std.testing.expect(s.stats.checksum_failures_total == 1);
+}
+
+test "store: every backend reads exact ranges and verifies checksums" {
+    try testBackend(.pread, 0);
+    try testBackend(.pread, 1);
+    try testBackend(.mmap, 0);
+    testBackend(.uring, 1) catch |e| switch (e) {
+        // qemu-user does not emulate io_uring; natively it must work.
+        error.Unsupported => if (@import("builtin").cpu.arch == .x86_64) return e,
+        else => return e,
+    };
+}
+
+test "store: a file truncated after submit is a short read error, not zeros" {
+    var tmp = std.testing.tmpDir(.{});
+    defer tmp.cleanup();
+    const content = [_]u8{0xAB} ** 9000;
+    const path = try tmpFile(tmp, "t.bin", &content);
+    defer std.testing.allocator.free(path);
+    for ([_]Backend{ .pread, .uring }) |b| {
+        try tmp.dir.writeFile(.{ .sub_path = "t.bin", .data = &content });
+        const s = Store.open(std.testing.allocator, path, .{ .backend = @intFromEnum(b), .slot_count = 1, .slot_bytes = 16384, .queue_depth = 2, .threads = 1, .direct = 0 }) catch |e| switch (e) {
+            error.Unsupported => continue,
+            else => return e,
+        };
+        defer s.close();
+        const f = try tmp.dir.openFile("t.bin", .{ .mode = .read_write });
+        try f.setEndPos(100);
+        f.close();
+        try s.submit(0, 50, 8000, 0);
+        try std.testing.expectError(error.EndOfFile, s.wait(0));
+    }
+}
+
+test "store: bad options are refused with a message" {
+    try std.testing.expectError(error.InvalidArgument, Store.open(std.testing.allocator, "/nonexistent", .{ .backend = 9, .slot_count = 1, .slot_bytes = 1, .queue_depth = 1, .threads = 1, .direct = 0 }));
+    try std.testing.expectError(error.InvalidArgument, Store.open(std.testing.allocator, "/nonexistent", .{ .backend = 1, .slot_count = 0, .slot_bytes = 1, .queue_depth = 1, .threads = 1, .direct = 0 }));
+    try std.testing.expectError(error.InputOutput, Store.open(std.testing.allocator, "/nonexistent/x", .{ .backend = 1, .slot_count = 1, .slot_bytes = 1, .queue_depth = 1, .threads = 1, .direct = 0 }));
+    try std.testing.expect(std.mem.indexOf(u8, status.lastMessage(), "does not exist") != null);
+}
