@@ -241,16 +241,25 @@ Deno.test("hf tokenizer: refusals", async (t) => {
     assertEquals(e.code, code, e.message);
   };
   await t.step("a WordPiece model", () => {
-    expect(() => tok((tj) => (tj.model as Record<string, unknown>).type = "WordPiece"), "unsupported", "expected BPE");
+    expect(() => tok((tj) => (tj.model as Record<string, unknown>).type = "WordPiece"), "unsupported", "only BPE");
   });
-  await t.step("byte fallback on a byte-level architecture", () => {
-    expect(() => tok((tj) => (tj.model as Record<string, unknown>).byte_fallback = true), "unsupported", "byte-level");
+  await t.step("a SentencePiece-style tokenizer for a byte-level architecture", () => {
+    const tj = Deno.readTextFileSync(`${FIXTURES}mixtral/tokenizer.json`);
+    expect(() => tokenizerMetadata(cfgOf("qwen3moe"), tj, undefined, "dir"), "unsupported", "needs a byte-level BPE");
   });
-  await t.step("an id past vocab_size", () => {
+  await t.step("more tokens than vocab_size", () => {
+    const tj = Deno.readTextFileSync(`${FIXTURES}qwen3moe/tokenizer.json`);
+    expect(
+      () => tokenizerMetadata(cfgOf("qwen3moe", { vocab_size: 100 }), tj, undefined, "dir"),
+      "corrupt_data",
+      "more than config.json's vocab_size 100",
+    );
+  });
+  await t.step("a gap in the ids", () => {
     expect(
       () => tok((tj) => ((tj.model as Record<string, unknown>).vocab as Record<string, number>)["zzz"] = 100000),
       "corrupt_data",
-      'token "zzz" has id 100000',
+      "no token has id",
     );
   });
   await t.step("two tokens with one id", () => {
@@ -261,7 +270,7 @@ Deno.test("hf tokenizer: refusals", async (t) => {
     );
   });
   await t.step("a negative added-token id", () => {
-    expect(() => tok((tj) => (tj.added_tokens as { id: number }[])[0].id = -1), "corrupt_data", "added token");
+    expect(() => tok((tj) => (tj.added_tokens as { id: number }[])[0].id = -1), "corrupt_data", "has id -1");
   });
   await t.step("a malformed merge", () => {
     expect(() => tok((tj) => (tj.model as Record<string, unknown>).merges = [["a"]]), "corrupt_data", "merges[0]");

@@ -69,35 +69,27 @@ export async function convert(argv: string[]): Promise<number> {
     throw new EdgeMoeError("invalid_argument", "convert", `expected -m IN.gguf -o OUT.pack.gguf\n\n${USAGE}`);
   }
   const t0 = performance.now();
-  let ggufIn = input;
-  if (isDirectory(input)) {
-    const hfOut = args.gguf
-      ? output
-      : await Deno.makeTempFile({ dir: dirOf(output), prefix: ".edgemoe-hf-", suffix: ".gguf" });
-    const tensorProgress = progress("tensors");
-    try {
-      await convertHfToGguf(input, hfOut, {
-        overwrite: !args.gguf || Boolean(args.force),
-        onTensor: (i, n) => tensorProgress(i + 1, n),
-      });
-    } catch (e) {
-      if (!args.gguf) await Deno.remove(hfOut).catch(() => {});
-      throw e;
+  const fromHf = isDirectory(input);
+  const tensorProgress = progress("tensors");
+  const onTensor = (i: number, n: number) => tensorProgress(i + 1, n);
+  if (args.gguf) {
+    if (!fromHf) {
+      throw new EdgeMoeError("invalid_argument", "convert", "--gguf needs a Hugging Face model directory as input");
     }
-    if (args.gguf) {
-      using g = GgufFile.open(output);
-      const secs = (performance.now() - t0) / 1000;
-      console.log(`wrote ${output}: ${g.size} bytes, ${g.tensors.length} tensors (read back) in ${secs.toFixed(2)} s`);
-      return 0;
-    }
-    ggufIn = hfOut;
-  } else if (args.gguf) {
-    throw new EdgeMoeError("invalid_argument", "convert", "--gguf needs a Hugging Face model directory as input");
+    await convertHfToGguf(input, output, { overwrite: Boolean(args.force), onTensor });
+    using g = GgufFile.open(output);
+    const secs = (performance.now() - t0) / 1000;
+    console.log(`wrote ${output}: ${g.size} bytes, ${g.tensors.length} tensors (read back) in ${secs.toFixed(2)} s`);
+    return 0;
   }
   const lib = nativeLibrary();
   const checksum = (b: Uint8Array) => lib.checksum64(b);
+  const ggufIn = fromHf
+    ? await Deno.makeTempFile({ dir: dirOf(output), prefix: ".edgemoe-hf-", suffix: ".gguf" })
+    : input;
   let result;
   try {
+    if (fromHf) await convertHfToGguf(input, ggufIn, { overwrite: true, onTensor });
     result = await convertGgufToPack(ggufIn, output, {
       overwrite: Boolean(args.force),
       checksum,
@@ -105,7 +97,7 @@ export async function convert(argv: string[]): Promise<number> {
       source: baseName(input),
     });
   } finally {
-    if (ggufIn !== input) await Deno.remove(ggufIn).catch(() => {});
+    if (fromHf) await Deno.remove(ggufIn).catch(() => {});
   }
   using pack = PackFile.open(output);
   for (const b of pack.blobs()) pack.readExpert(b.layer, b.expert, checksum);

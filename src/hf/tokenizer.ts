@@ -9,15 +9,18 @@
  *   scores (higher for lower ids, the SentencePiece order) and types (BYTE for
  *   `<0xNN>` pieces).
  *
- * Ids missing from the vocabulary up to `vocab_size` become `[PADn]` (UNUSED).
- * Special token ids come from tokenizer_config.json's `*_token` entries (looked
- * up among the added tokens), else from config.json's `*_token_id`.
+ * The tokenizer itself is read by the tokenizer module (`specFromHf`, which
+ * refuses what edgemoe cannot run); here it is laid out as llama.cpp expects:
+ * ids from the tokenizer's size up to config.json's `vocab_size` become
+ * `[PADn]` (UNUSED), added tokens that look special (`<|…|>`) are CONTROL, and
+ * BOS/EOS fall back to config.json's `bos_token_id` / `eos_token_id`.
  *
  * @module
  */
 import { EdgeMoeError } from "../errors.ts";
 import type { GgufValue } from "../gguf/types.ts";
-import { isJsonObject, type JsonObject, type JsonValue, parseStrictJson } from "../safetensors/json.ts";
+import { parseStrictJson } from "../safetensors/json.ts";
+import { specFromHf } from "../tokenizer/hf.ts";
 import type { HfModelConfig } from "./config.ts";
 
 /** llama.cpp's token types (`llama_token_type`). */
@@ -30,26 +33,25 @@ const PRE_BY_ARCH: Record<HfModelConfig["arch"], string> = {
   olmoe: "olmo",
 };
 
-interface AddedToken {
-  id: number;
-  content: string;
-  special: boolean;
+/** Parses JSON text strictly (duplicate keys refused), returning plain objects. */
+function parseJsonFile(text: string, path: string): unknown {
+  parseStrictJson(text, `read ${path}`);
+  return JSON.parse(text);
 }
 
-function corrupt(where: string, detail: string): never {
-  throw new EdgeMoeError("corrupt_data", `read ${where}`, detail);
-}
-
-/** A token named in tokenizer_config.json: a string, or an AddedToken object with `content`. */
-function tokenContent(v: JsonValue | undefined): string | undefined {
-  if (typeof v === "string") return v;
-  if (isJsonObject(v) && typeof v.get("content") === "string") return v.get("content") as string;
-  return undefined;
-}
-
+/** Added tokens that llama.cpp's converter treats as control tokens even when not marked special. */
 function looksSpecial(t: string): boolean {
   return (t.startsWith("<|") && t.endsWith("|>")) || (t.startsWith("<｜") && t.endsWith("｜>")) ||
     ["<pad>", "<mask>"].includes(t);
+}
+
+/** A token named in tokenizer_config.json: a string, or an AddedToken object with `content`. */
+function tokenContent(v: unknown): string | undefined {
+  if (typeof v === "string") return v;
+  if (typeof v === "object" && v !== null && typeof (v as { content?: unknown }).content === "string") {
+    return (v as { content: string }).content;
+  }
+  return undefined;
 }
 
 /**
@@ -60,7 +62,7 @@ function looksSpecial(t: string): boolean {
  * @param tokenizerConfigJson tokenizer_config.json text, if the file exists
  * @param where the directory, for errors
  * @throws {EdgeMoeError} `corrupt_data` for a malformed file or ids out of range,
- * `unsupported` for a tokenizer model the architecture does not use.
+ * `unsupported` for a tokenizer the architecture does not use or edgemoe cannot run.
  */
 export function tokenizerMetadata(
   cfg: HfModelConfig,
@@ -68,91 +70,60 @@ export function tokenizerMetadata(
   tokenizerConfigJson: string | undefined,
   where: string,
 ): [string, GgufValue][] {
-  const tjWhere = `${where}/tokenizer.json`;
-  const tj = parseStrictJson(tokenizerJson, `read ${tjWhere}`);
-  const model = isJsonObject(tj) ? tj.get("model") : undefined;
-  if (!isJsonObject(tj) || !isJsonObject(model)) return corrupt(tjWhere, 'expected an object with a "model" object');
-  if (model.get("type") !== "BPE") {
-    throw new EdgeMoeError(
-      "unsupported",
-      `read ${tjWhere}`,
-      `tokenizer model ${JSON.stringify(model.get("type"))} is not supported (expected BPE)`,
-    );
+  const tjPath = `${where}/tokenizer.json`;
+  const tj = parseJsonFile(tokenizerJson, tjPath);
+  const tc = tokenizerConfigJson === undefined
+    ? undefined
+    : parseJsonFile(tokenizerConfigJson, `${where}/tokenizer_config.json`);
+  let spec;
+  try {
+    spec = specFromHf(tj, tc);
+  } catch (e) {
+    if (!(e instanceof EdgeMoeError)) throw e;
+    const detail = e.message.startsWith(`${e.op}: `) ? e.message.slice(e.op.length + 2) : e.message;
+    throw new EdgeMoeError(e.code, `read ${tjPath}`, detail, { cause: e });
   }
+  const op = `read ${tjPath}`;
   const spm = cfg.arch === "llama";
-  if (spm !== (model.get("byte_fallback") === true)) {
+  if (spm === spec.byteLevel) {
     throw new EdgeMoeError(
       "unsupported",
-      `read ${tjWhere}`,
+      op,
       spm
-        ? `${cfg.hfArch} needs a SentencePiece-style BPE with byte_fallback`
-        : `${cfg.hfArch} needs a byte-level BPE, found one with byte_fallback`,
+        ? `${cfg.hfArch} needs a SentencePiece-style BPE with byte fallback, found a byte-level BPE`
+        : `${cfg.hfArch} needs a byte-level BPE, found a SentencePiece-style one`,
     );
   }
   const n = cfg.vocabSize;
-  const tokens: (string | undefined)[] = new Array(n);
-  const vocab = model.get("vocab");
-  if (!isJsonObject(vocab)) return corrupt(tjWhere, "model.vocab must be an object of token → id");
-  const setToken = (id: JsonValue | undefined, text: string, what: string) => {
-    if (typeof id !== "number" || !Number.isSafeInteger(id) || id < 0 || id >= n) {
-      corrupt(tjWhere, `${what} ${JSON.stringify(text)} has id ${JSON.stringify(id)}, expected 0 ≤ id < ${n}`);
-    }
-    const prev = tokens[id as number];
-    if (prev !== undefined && prev !== text) {
-      corrupt(tjWhere, `id ${id} is both ${JSON.stringify(prev)} and ${JSON.stringify(text)}`);
-    }
-    tokens[id as number] = text;
-  };
-  for (const [text, id] of vocab) setToken(id, text, "token");
-  const added = new Map<number, AddedToken>();
-  const addedList = tj.get("added_tokens") ?? [];
-  if (!Array.isArray(addedList)) return corrupt(tjWhere, "added_tokens must be an array");
-  for (const a of addedList) {
-    const content = isJsonObject(a) ? a.get("content") : undefined;
-    if (!isJsonObject(a) || typeof content !== "string") return corrupt(tjWhere, "added_tokens entries need content");
-    const id = a.get("id");
-    setToken(id, content, "added token");
-    added.set(id as number, { id: id as number, content, special: a.get("special") === true });
+  if (spec.tokens.length > n) {
+    throw new EdgeMoeError(
+      "corrupt_data",
+      op,
+      `the tokenizer has ${spec.tokens.length} tokens, more than config.json's vocab_size ${n}`,
+    );
   }
-
-  let cfgObj: JsonObject = new Map();
-  if (tokenizerConfigJson !== undefined) {
-    const tc = parseStrictJson(tokenizerConfigJson, `read ${where}/tokenizer_config.json`);
-    if (!isJsonObject(tc)) return corrupt(`${where}/tokenizer_config.json`, "expected a JSON object");
-    cfgObj = tc;
-  }
-  const idOfAdded = new Map([...added.values()].map((t) => [t.content, t.id]));
-  const special = new Map<string, number>();
-  const fallback: Record<string, number | undefined> = { bos: cfg.bosTokenId, eos: cfg.eosTokenId };
-  for (const kind of ["bos", "eos", "unk", "pad"]) {
-    const content = tokenContent(cfgObj.get(`${kind}_token`));
-    const fromConfig = content === undefined ? undefined : idOfAdded.get(content) ?? vocab.get(content);
-    const id = typeof fromConfig === "number" ? fromConfig : fallback[kind];
-    if (id === undefined) continue;
-    if (id >= n) corrupt(where, `${kind} token id ${id} is outside the vocabulary of ${n}`);
-    special.set(kind, id);
-  }
-  const specialIds = new Set(special.values());
-
+  const texts: string[] = new Array(n);
   const types = new Int32Array(n);
   const scores = new Float32Array(n);
-  const texts: string[] = new Array(n);
   for (let i = 0; i < n; i++) {
-    const t = tokens[i];
-    const a = added.get(i);
-    if (t === undefined) {
+    if (i >= spec.tokens.length) {
       texts[i] = `[PAD${i}]`;
       types[i] = TokenType.UNUSED;
       continue;
     }
-    texts[i] = t;
-    if (a) types[i] = a.special || looksSpecial(t) ? TokenType.CONTROL : TokenType.USER_DEFINED;
-    else if (spm && /^<0x[0-9A-Fa-f]{2}>$/.test(t)) types[i] = TokenType.BYTE;
-    else types[i] = TokenType.NORMAL;
-    if (spm && i === special.get("unk")) types[i] = TokenType.UNKNOWN;
-    else if (spm && specialIds.has(i)) types[i] = TokenType.CONTROL;
+    texts[i] = spec.tokens[i];
+    types[i] = spec.types?.[i] ?? TokenType.NORMAL;
+    if (types[i] === TokenType.USER_DEFINED && looksSpecial(texts[i])) types[i] = TokenType.CONTROL;
     if (spm && types[i] === TokenType.NORMAL) scores[i] = -i;
   }
+  const special: [string, number | undefined][] = [
+    ["bos_token_id", spec.bosId ?? cfg.bosTokenId],
+    ["eos_token_id", spec.eosId ?? cfg.eosTokenId],
+    ["unknown_token_id", spec.unkId],
+  ];
+  const cfgObj = (typeof tc === "object" && tc !== null ? tc : {}) as Record<string, unknown>;
+  const pad = tokenContent(cfgObj.pad_token);
+  if (pad !== undefined) special.push(["padding_token_id", spec.tokens.indexOf(pad)]);
 
   const kv: [string, GgufValue][] = [
     ["tokenizer.ggml.model", { type: "string", value: spm ? "llama" : "gpt2" }],
@@ -162,35 +133,31 @@ export function tokenizerMetadata(
   if (spm) kv.push(["tokenizer.ggml.scores", { type: "array", itemType: "f32", value: scores }]);
   kv.push(["tokenizer.ggml.token_type", { type: "array", itemType: "i32", value: types }]);
   if (!spm) {
-    const merges = model.get("merges");
-    if (!Array.isArray(merges)) return corrupt(tjWhere, "model.merges must be an array");
-    const out = merges.map((m, i) => {
-      if (typeof m === "string") return m;
+    const merges = (spec.merges ?? []).map((m, i) => {
+      if (typeof m === "string" && m.split(" ").length === 2) return m;
       if (Array.isArray(m) && m.length === 2 && typeof m[0] === "string" && typeof m[1] === "string") {
         return `${m[0]} ${m[1]}`;
       }
-      return corrupt(tjWhere, `merges[${i}] must be "a b" or ["a", "b"], found ${JSON.stringify(m)}`);
+      throw new EdgeMoeError(
+        "corrupt_data",
+        op,
+        `merges[${i}] must be "a b" or ["a", "b"], found ${JSON.stringify(m)}`,
+      );
     });
-    kv.push(["tokenizer.ggml.merges", { type: "array", itemType: "string", value: out }]);
+    kv.push(["tokenizer.ggml.merges", { type: "array", itemType: "string", value: merges }]);
   }
-  const keyOf: Record<string, string> = {
-    bos: "bos_token_id",
-    eos: "eos_token_id",
-    unk: "unknown_token_id",
-    pad: "padding_token_id",
-  };
-  for (const [kind, id] of special) kv.push([`tokenizer.ggml.${keyOf[kind]}`, { type: "u32", value: id }]);
-  for (const kind of ["bos", "eos"]) {
-    const v = cfgObj.get(`add_${kind}_token`);
-    if (typeof v === "boolean") kv.push([`tokenizer.ggml.add_${kind}_token`, { type: "bool", value: v }]);
+  for (const [key, id] of special) {
+    if (id === undefined || id < 0) continue;
+    if (id >= n) throw new EdgeMoeError("corrupt_data", op, `${key} ${id} is outside the vocabulary of ${n}`);
+    kv.push([`tokenizer.ggml.${key}`, { type: "u32", value: id }]);
   }
-  const tmpl = cfgObj.get("chat_template");
+  kv.push(["tokenizer.ggml.add_bos_token", { type: "bool", value: spec.addBos }]);
+  kv.push(["tokenizer.ggml.add_eos_token", { type: "bool", value: spec.addEos }]);
+  const tmpl = cfgObj.chat_template;
   const template = typeof tmpl === "string"
     ? tmpl
     : Array.isArray(tmpl)
-    ? tmpl.map((t) => isJsonObject(t) && t.get("name") === "default" ? t.get("template") : undefined).find((t) =>
-      typeof t === "string"
-    )
+    ? tmpl.find((t) => t?.name === "default" && typeof t.template === "string")?.template
     : undefined;
   if (typeof template === "string") kv.push(["tokenizer.chat_template", { type: "string", value: template }]);
   return kv;
