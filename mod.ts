@@ -56,3 +56,18 @@ export {
   type TokenizerSpec,
   VocabTokenizer,
 } from "./src/tokenizer/mod.ts";
+export {
+  type ChatMessage,
+  type ChatRenderOptions,
+  ChatTemplate,
+  type RenderLimits,
+} from "./src/template/chat_template.ts";
+export {
+  type Candidates,
+  DEFAULT_SAMPLER_PARAMS,
+  type ResolvedSamplerParams,
+  resolveSamplerParams,
+  Sampler,
+  type SamplerOptions,
+  type SamplerParams,
+} from "./src/sampler/sampler.ts";

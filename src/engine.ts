@@ -17,6 +17,14 @@ import { cachePolicy } from "./store/policy.ts";
 import { availableMemory, type MemoryNeeds, type MemoryPlan, parseSize, planMemory } from "./store/budget.ts";
 import { tokenizerFromGguf } from "./tokenizer/mod.ts";
 import type { Tokenizer } from "./types.ts";
+import {
+  lookaheadPredictor,
+  noPredictor,
+  type Predictor,
+  type PredictorStats,
+  profileFromJson,
+  tablePredictor,
+} from "./predictor/predictor.ts";
 
 /** Where experts are read from: `"ram"` loads them all; the others keep them on disk. */
 export type ExpertStoreKind = "ram" | StoreBackend;
@@ -33,6 +41,14 @@ export interface EngineOptions {
   nCtx?: number;
   /** The native library to use (default: the process-wide one). */
   lib?: NativeLibrary;
+  /** Expert predictor: `"none"`, `"lookahead"` (default) or `"table"` (needs `profile`). */
+  predictor?: "none" | "lookahead" | "table";
+  /** A routing profile from `edgemoe profile` (for the table predictor). */
+  profile?: string;
+  /** Experts to prefetch per layer (default: the model's experts per token). */
+  prefetchDepth?: number;
+  /** Called with each layer's routing (profiling, statistics). */
+  onRoute?: (layer: number, ids: Uint32Array) => void;
 }
 
 /** Options of {@linkcode Engine.generate}. */
@@ -60,6 +76,8 @@ export interface EngineStats {
   tokensEvaluated: number;
   /** The expert store's counters, when experts are on disk. */
   store?: ExpertStoreStats;
+  /** The predictor's precision/recall counts. */
+  predictor: PredictorStats & { name: string };
 }
 
 const EXPERT_TENSOR = /^blk\.\d+\.ffn_(gate|up|down)(_exps|\.\d+)\.weight$/;
@@ -85,6 +103,7 @@ export class Engine implements Disposable {
   readonly #file: GgufFile;
   readonly #pack: PackFile | undefined;
   readonly #experts: ExpertStore | undefined;
+  readonly #predictor: Predictor;
   #tokens: number[] = [];
   #evaluated = 0;
   #closed = false;
@@ -97,7 +116,9 @@ export class Engine implements Disposable {
     store: ExpertStoreKind,
     experts: ExpertStore | undefined,
     plan: MemoryPlan | undefined,
+    predictor: Predictor,
   ) {
+    this.#predictor = predictor;
     this.#file = file;
     this.#pack = pack;
     this.model = model;
@@ -129,7 +150,8 @@ export class Engine implements Disposable {
         source = experts;
       }
       try {
-        const model = new MoeModel(weights, lib, { nCtx, experts: source });
+        const predictor = makePredictor(opts, file);
+        const model = new MoeModel(weights, lib, { nCtx, experts: source, predictor, onRoute: opts.onRoute });
         if (tokenizer.vocabSize !== model.hp.nVocab) {
           throw new EdgeMoeError(
             "corrupt_data",
@@ -137,7 +159,7 @@ export class Engine implements Disposable {
             `tokenizer has ${tokenizer.vocabSize} tokens but token_embd has ${model.hp.nVocab} rows`,
           );
         }
-        return new Engine(file, pack, model, tokenizer, plan.store, experts, plan.plan);
+        return new Engine(file, pack, model, tokenizer, plan.store, experts, plan.plan, predictor);
       } catch (e) {
         experts?.close();
         throw e;
@@ -208,7 +230,11 @@ export class Engine implements Disposable {
 
   /** Counters since open. */
   stats(): EngineStats {
-    return { tokensEvaluated: this.#evaluated, store: this.#experts?.stats() };
+    return {
+      tokensEvaluated: this.#evaluated,
+      store: this.#experts?.stats(),
+      predictor: { name: this.#predictor.name, ...this.#predictor.stats() },
+    };
   }
 
   #open(): void {
@@ -244,6 +270,49 @@ export class Engine implements Disposable {
  */
 export function createEngine(path: string, opts: EngineOptions = {}): Engine {
   return Engine.open(path, opts);
+}
+
+function makePredictor(opts: EngineOptions, file: GgufFile): Predictor {
+  const a = file.getString("general.architecture");
+  const depth = opts.prefetchDepth ?? file.getInt(`${a}.expert_used_count`);
+  const kind = opts.predictor ?? "lookahead";
+  switch (kind) {
+    case "none":
+      return noPredictor();
+    case "lookahead":
+      return lookaheadPredictor(depth);
+    case "table": {
+      if (!opts.profile) {
+        throw new EdgeMoeError(
+          "invalid_argument",
+          "create predictor",
+          "the table predictor needs a profile (--profile FILE from `edgemoe profile`)",
+        );
+      }
+      let text: string;
+      try {
+        text = Deno.readTextFileSync(opts.profile);
+      } catch (e) {
+        throw new EdgeMoeError("io", "create predictor", `cannot read profile ${opts.profile}`, { cause: e });
+      }
+      const profile = profileFromJson(text, opts.profile);
+      const nLayer = file.getInt(`${a}.block_count`), nExpert = file.getInt(`${a}.expert_count`);
+      if (profile.nLayers !== nLayer || profile.nExperts !== nExpert) {
+        throw new EdgeMoeError(
+          "invalid_argument",
+          "create predictor",
+          `profile ${opts.profile} is for ${profile.nLayers} layers × ${profile.nExperts} experts, the model has ${nLayer} × ${nExpert}`,
+        );
+      }
+      return tablePredictor(profile, depth);
+    }
+    default:
+      throw new EdgeMoeError(
+        "invalid_argument",
+        "create predictor",
+        `unknown predictor "${kind}"; known: none, lookahead, table`,
+      );
+  }
 }
 
 interface StorePlan {

@@ -6,6 +6,7 @@
 import { NativeLibrary } from "../mod.ts";
 import { createEngine, type EngineOptions } from "../src/engine.ts";
 import { convertGgufToPack } from "../src/pack/mod.ts";
+import { ProfileBuilder, profileToJson } from "../src/predictor/predictor.ts";
 import { EdgeMoeError } from "../src/errors.ts";
 import { assert, assertEquals, assertThrows } from "../src/std/assert.ts";
 import { FIXTURE_DIR, readReference } from "./oracle/reference.ts";
@@ -35,8 +36,22 @@ Deno.test("engine: identical greedy tokens (= llama.cpp's) for every store, poli
     assertEquals(e.code, "out_of_memory");
     const smallest = Number(/smallest budget that works is (\d+) bytes/.exec(e.message)?.[1]);
     assert(smallest > 0, e.message);
+    // A routing profile for the table predictor, from the reference prompts.
+    const builder = new ProfileBuilder(2, 8);
+    {
+      using profiler = createEngine(MODEL, { lib, onRoute: (l, ids) => builder.record(l, ids) });
+      for (const p of ref.prompts) {
+        profiler.reset();
+        profiler.evaluate(p.tokens);
+      }
+    }
+    const profile = `${dir}/profile.json`;
+    Deno.writeTextFileSync(profile, profileToJson(builder.profile()));
     const runs: [string, EngineOptions][] = [
       [MODEL, { store: "ram" }],
+      [MODEL, { store: "uring", memBudget: smallest, predictor: "none" }],
+      [MODEL, { store: "uring", memBudget: smallest + (4 << 20), predictor: "table", profile }],
+      [MODEL, { store: "pread", memBudget: smallest + (4 << 20), predictor: "lookahead", prefetchDepth: 6 }],
       [MODEL, { store: "pread", memBudget: smallest, cachePolicy: "lru" }],
       [MODEL, { store: "uring", memBudget: smallest, cachePolicy: "lfu" }],
       [MODEL, { store: "mmap", memBudget: smallest + (1 << 20), cachePolicy: "edgemoe" }],
@@ -48,6 +63,16 @@ Deno.test("engine: identical greedy tokens (= llama.cpp's) for every store, poli
       using _ = engine;
       assertEquals(tokens, ref.greedy.tokens, `${path} ${JSON.stringify(opts)}`);
       const s = engine.stats().store;
+      const p = engine.stats().predictor;
+      assert(p.correct <= p.predicted && p.correct <= p.actual, JSON.stringify(p));
+      if (opts.predictor === "table" || opts.predictor === "lookahead") {
+        assert(p.predicted > 0 && s!.prefetches > 0, `${opts.predictor} prefetched: ${JSON.stringify(s)}`);
+        console.log(
+          `  ${opts.predictor}: precision ${(p.correct / p.predicted).toFixed(2)}, recall ${
+            (p.correct / p.actual).toFixed(2)
+          }, prefetches ${s!.prefetches}, used ${s!.prefetchUsed}`,
+        );
+      }
       if (opts.store !== "ram") {
         assert(s && s.misses > 0, "experts were read from disk");
         if (opts.memBudget === smallest) assert(s.evictions > 0, "the smallest budget forces evictions");

@@ -9,6 +9,7 @@ import { VERSION } from "../version.ts";
 import { info } from "./info.ts";
 import { convert } from "./convert.ts";
 import { inspect } from "./inspect.ts";
+import { profile } from "./profile.ts";
 
 /** A subcommand: its one-line summary and its entry point. */
 interface Command {
@@ -20,6 +21,7 @@ const COMMANDS: Record<string, Command> = {
   info: { summary: "show the native library, its CPU variant and features", run: info },
   inspect: { summary: "show a GGUF file's or pack's architecture, tensors and metadata", run: inspect },
   convert: { summary: "convert a GGUF model into an expert-major pack", run: convert },
+  profile: { summary: "record a model's expert routing on a text (for --predictor table)", run: profile },
 };
 
 function usage(): string {
