@@ -17,6 +17,7 @@ import { cachePolicy } from "./store/policy.ts";
 import { availableMemory, type MemoryNeeds, type MemoryPlan, parseSize, planMemory } from "./store/budget.ts";
 import { tokenizerFromGguf } from "./tokenizer/mod.ts";
 import type { Tokenizer } from "./types.ts";
+import { type ChatMessage, ChatTemplate } from "./template/chat_template.ts";
 import {
   lookaheadPredictor,
   noPredictor,
@@ -49,6 +50,8 @@ export interface EngineOptions {
   prefetchDepth?: number;
   /** Called with each layer's routing (profiling, statistics). */
   onRoute?: (layer: number, ids: Uint32Array) => void;
+  /** A chat template (Jinja source) replacing the model's `tokenizer.chat_template`. */
+  chatTemplate?: string;
 }
 
 /** Options of {@linkcode Engine.generate}. */
@@ -104,6 +107,8 @@ export class Engine implements Disposable {
   readonly #pack: PackFile | undefined;
   readonly #experts: ExpertStore | undefined;
   readonly #predictor: Predictor;
+  readonly #chatSource: string | undefined;
+  #chat: ChatTemplate | undefined;
   #tokens: number[] = [];
   #evaluated = 0;
   #closed = false;
@@ -117,8 +122,10 @@ export class Engine implements Disposable {
     experts: ExpertStore | undefined,
     plan: MemoryPlan | undefined,
     predictor: Predictor,
+    chatSource: string | undefined,
   ) {
     this.#predictor = predictor;
+    this.#chatSource = chatSource;
     this.#file = file;
     this.#pack = pack;
     this.model = model;
@@ -159,7 +166,9 @@ export class Engine implements Disposable {
             `tokenizer has ${tokenizer.vocabSize} tokens but token_embd has ${model.hp.nVocab} rows`,
           );
         }
-        return new Engine(file, pack, model, tokenizer, plan.store, experts, plan.plan, predictor);
+        const chat = opts.chatTemplate ??
+          (file.has("tokenizer.chat_template") ? file.getString("tokenizer.chat_template") : undefined);
+        return new Engine(file, pack, model, tokenizer, plan.store, experts, plan.plan, predictor, chat);
       } catch (e) {
         experts?.close();
         throw e;
@@ -226,6 +235,26 @@ export class Engine implements Disposable {
     }
     const rest = decoder.flush();
     if (rest) yield { id: -1, text: rest };
+  }
+
+  /**
+   * Renders `messages` with the model's chat template (or the one given at
+   * open), ending with the assistant's header when `addGenerationPrompt`.
+   *
+   * @throws {EdgeMoeError} `unsupported` if the model has no template or uses a construct the engine lacks.
+   */
+  applyChatTemplate(messages: ChatMessage[], addGenerationPrompt = true): string {
+    if (this.#chatSource === undefined) {
+      throw new EdgeMoeError(
+        "unsupported",
+        "chat",
+        "the model has no tokenizer.chat_template; pass one (--chat-template-file)",
+      );
+    }
+    this.#chat ??= ChatTemplate.fromString(this.#chatSource);
+    const t = this.tokenizer;
+    const text = (id: number | undefined) => (id === undefined ? undefined : t.decode([id], { renderSpecial: true }));
+    return this.#chat.render(messages, { addGenerationPrompt, bosToken: text(t.bosId), eosToken: text(t.eosId) });
   }
 
   /** Counters since open. */

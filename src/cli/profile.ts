@@ -38,15 +38,16 @@ export function profile(argv: string[]): number {
   } catch (e) {
     throw new EdgeMoeError("io", "profile", `cannot read ${file}`, { cause: e });
   }
-  let builder: ProfileBuilder | undefined;
+  // The builder needs the model's shape, known once the engine is open.
+  const sink: { builder?: ProfileBuilder } = {};
   using engine = createEngine(model, {
     nCtx: ctx,
     memBudget: a["mem-budget"] as string | undefined,
     store: choiceFlag(a, "store", ["ram", "uring", "pread", "mmap"] as const),
     predictor: "none",
-    onRoute: (l, ids) => builder!.record(l, ids),
+    onRoute: (l, ids) => sink.builder!.record(l, ids),
   });
-  builder = new ProfileBuilder(engine.model.hp.nLayer, engine.model.hp.nExpert);
+  const builder = sink.builder = new ProfileBuilder(engine.model.hp.nLayer, engine.model.hp.nExpert);
   const ids = engine.tokenizer.encode(text, { addSpecial: false });
   for (let start = 0; start < ids.length; start += ctx) {
     engine.reset();
