@@ -131,18 +131,7 @@ export function availableMemory(): number | undefined {
   }
 }
 
-/**
- * This process's peak resident set in bytes: VmHWM of /proc/self/status (the
- * high-water mark of this program's address space), else getrusage's
- * ru_maxrss. ru_maxrss alone is wrong for a spawned process: Linux folds the
- * parent's resident set at fork into the child's ru_maxrss across exec.
- */
+/** This process's peak resident set in bytes (getrusage's ru_maxrss). */
 export function peakRss(): number {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/self/status"));
-    if (m) return Number(m[1]) * 1024;
-  } catch {
-    // not Linux, or /proc not readable: fall back to getrusage
-  }
   return process.resourceUsage().maxRSS * 1024;
 }
