@@ -7,9 +7,12 @@
  * OLMoE; Qwen3-MoE from a numpy implementation that matches transformers on
  * the other three, see the generator) and the `tokenizers` library's ids.
  */
+import { NativeLibrary } from "../mod.ts";
+import { createEngine } from "../src/engine.ts";
 import { EdgeMoeError } from "../src/errors.ts";
 import { GgufFile } from "../src/gguf/reader.ts";
 import { convertHfToGguf } from "../src/hf/convert.ts";
+import { convertGgufToPack } from "../src/pack/mod.ts";
 import { SafetensorsModel } from "../src/safetensors/model.ts";
 import { assert, assertEquals, assertRejects } from "../src/std/assert.ts";
 import { LlamaModel } from "./oracle/llama.ts";
@@ -124,3 +127,21 @@ Deno.test("hf convert: an existing output is kept unless overwrite is given", as
   using g = GgufFile.open(out);
   assertEquals(g.getString("general.architecture"), "olmoe");
 });
+
+// The engine has no BF16 graph yet, so the end-to-end check covers the F16 and F32 fixtures.
+for (const arch of ["qwen2moe", "qwen3moe"] as const) {
+  Deno.test(`hf ${arch} → pack → engine: the same greedy tokens as llama.cpp on the converted GGUF`, async () => {
+    const ref = reference(arch);
+    const gguf = await convert(arch);
+    const pack = gguf.replace(/\.gguf$/, ".pack.gguf");
+    using lib = NativeLibrary.open();
+    await convertGgufToPack(gguf, pack, { checksum: (b) => lib.checksum64(b) });
+    using llama = LlamaModel.load(gguf, { threads: 1 });
+    const want = Array.from(llama.greedy(ref.ids, 12));
+    using engine = createEngine(pack, { lib, store: "pread" });
+    const got = [...engine.generate(ref.ids, { maxTokens: 12, stopAtEog: false })].map((t) => t.id).filter((id) =>
+      id >= 0
+    );
+    assertEquals(got, want);
+  });
+}
