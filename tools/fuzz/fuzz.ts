@@ -21,7 +21,7 @@ const OUT = new URL("../../tests/fixtures/fuzz/", import.meta.url);
 
 async function save(f: Finding): Promise<string> {
   const hash = Array.from(
-    new Uint8Array(await crypto.subtle.digest("SHA-256", f.input)).slice(0, 8),
+    new Uint8Array(await crypto.subtle.digest("SHA-256", f.input.slice().buffer)).slice(0, 8),
     (b) => b.toString(16).padStart(2, "0"),
   ).join("");
   const dir = new URL(`${f.target}/`, OUT);
@@ -54,7 +54,7 @@ for (const t of targets) {
     const roundSeed = seed + round++;
     const result = await new Promise<{ findings: Finding[]; started: number }>((resolve) => {
       let last = -1, since = performance.now();
-      const timer = setInterval(async () => {
+      const timer = setInterval(() => {
         const now = Atomics.load(head, 0);
         if (now !== last) {
           last = now;

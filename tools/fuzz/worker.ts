@@ -12,7 +12,9 @@ interface Job {
   shared: SharedArrayBuffer; // [0]: inputs started (i32), [1]: input length; bytes from 8
 }
 
-self.onmessage = (ev: MessageEvent<Job>) => {
+const scope = self as unknown as { onmessage: (ev: MessageEvent<Job>) => void; postMessage(m: unknown): void };
+
+scope.onmessage = (ev: MessageEvent<Job>) => {
   const { target, iterations, seed, shared } = ev.data;
   const t = TARGETS.find((x) => x.name === target)!;
   const head = new Int32Array(shared, 0, 2);
@@ -27,5 +29,5 @@ self.onmessage = (ev: MessageEvent<Job>) => {
       Atomics.add(head, 0, 1);
     },
   });
-  self.postMessage({ done: true, findings });
+  scope.postMessage({ done: true, findings });
 };
