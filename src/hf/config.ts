@@ -70,11 +70,34 @@ export interface HfModelConfig {
   readonly eosTokenId?: number;
 }
 
+/** Caps on sizes read from config.json, far above any real model, so a bad file cannot make us allocate without bound. */
+const LIMITS: Readonly<Record<string, number>> = {
+  vocab_size: 1 << 22,
+  hidden_size: 1 << 17,
+  num_hidden_layers: 1024,
+  num_attention_heads: 1024,
+  num_key_value_heads: 1024,
+  head_dim: 4096,
+  max_position_embeddings: 1 << 26,
+  intermediate_size: 1 << 20,
+  moe_intermediate_size: 1 << 20,
+  shared_expert_intermediate_size: 1 << 20,
+  num_experts: 4096,
+  num_local_experts: 4096,
+  num_experts_per_tok: 4096,
+  decoder_sparse_step: 1024,
+};
+
 function opOf(where: string): string {
   return `read ${where}`;
 }
 
-function num(cfg: JsonObject, key: string, where: string, opts: { def?: number; int?: boolean; min?: number }): number {
+function num(
+  cfg: JsonObject,
+  key: string,
+  where: string,
+  opts: { def?: number; int?: boolean; min?: number; max?: number },
+): number {
   const v = cfg.get(key);
   if (v === undefined || v === null) {
     if (opts.def !== undefined) return opts.def;
@@ -89,6 +112,9 @@ function num(cfg: JsonObject, key: string, where: string, opts: { def?: number; 
   }
   if (opts.min !== undefined && v < opts.min) {
     throw new EdgeMoeError("corrupt_data", opOf(where), `"${key}" = ${v}, expected at least ${opts.min}`);
+  }
+  if (opts.max !== undefined && v > opts.max) {
+    throw new EdgeMoeError("corrupt_data", opOf(where), `"${key}" = ${v}, more than the limit of ${opts.max}`);
   }
   return v;
 }
@@ -139,7 +165,7 @@ export function parseHfConfig(text: string, where = "config.json"): HfModelConfi
   }
   const a = hfArch as HfArchitecture;
   const arch = HF_ARCHITECTURES[a];
-  const int = (key: string, def?: number, min = 1) => num(root, key, where, { int: true, def, min });
+  const int = (key: string, def?: number, min = 1) => num(root, key, where, { int: true, def, min, max: LIMITS[key] });
   const hiddenSize = int("hidden_size");
   const numHeads = int("num_attention_heads");
   const numKvHeads = int("num_key_value_heads", numHeads);
