@@ -65,6 +65,14 @@ Deno.test("hf config: refusals", async (t) => {
     "zero layers",
     () => expectConfigError("olmoe", { num_hidden_layers: 0 }, "corrupt_data", "expected at least 1"),
   );
+  await t.step("a vocabulary past the cap", () => {
+    expectConfigError(
+      "olmoe",
+      { vocab_size: 2 ** 40 },
+      "corrupt_data",
+      '"vocab_size" = 1099511627776, more than the limit',
+    );
+  });
   await t.step("heads not a multiple of kv heads", () => {
     expectConfigError("qwen2moe", { num_key_value_heads: 3 }, "corrupt_data", "not a multiple of num_key_value_heads");
   });
