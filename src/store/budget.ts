@@ -129,4 +129,3 @@ export function availableMemory(): number | undefined {
     return undefined;
   }
 }
-
