@@ -29,12 +29,14 @@ export {
   type GgufWriteResult,
   writeGguf,
 } from "./src/gguf/mod.ts";
-export type { DecodeOptions, EncodeOptions, StreamDecoder, TokenKind, Tokenizer } from "./src/types.ts";
+export type { DecodeOptions, EncodeOptions, StreamDecoder, Tokenizer, TokenKind } from "./src/types.ts";
 export {
+  type GgufMetadataSource,
   type GgufTokenizerMetadata,
   specFromGguf,
   specFromHf,
   tokenizerFromGguf,
+  tokenizerFromGgufFile,
   tokenizerFromHf,
   type TokenizerSpec,
   VocabTokenizer,

@@ -4,7 +4,8 @@
  * from tools/fixtures/make_tokenizer_llama_goldens.ts): byte-level BPE with the
  * qwen2, llama-bpe, gpt-2 and olmo pre-tokenizers, and SentencePiece ("llama").
  */
-import { tokenizerFromGguf } from "../src/tokenizer/mod.ts";
+import { GgufFile } from "../src/gguf/mod.ts";
+import { tokenizerFromGguf, tokenizerFromGgufFile } from "../src/tokenizer/mod.ts";
 import { assertEquals } from "../src/std/assert.ts";
 import { assertIds } from "./tokenizer_helpers.ts";
 
@@ -47,3 +48,19 @@ for (const name of ["qwen2", "llama3", "gpt2", "olmo", "spm"]) {
     }
   });
 }
+
+Deno.test("GgufFile → tokenizerFromGgufFile: the vocab-only GGUFs written by PyPI gguf tokenize as llama.cpp does", async () => {
+  for (const name of ["qwen2", "llama3", "gpt2", "olmo", "spm"]) {
+    const { golden } = await load(name);
+    using file = GgufFile.open(new URL(`gguf/${name}.gguf`, DIR).pathname);
+    const tok = tokenizerFromGgufFile(file);
+    assertEquals(tok.vocabSize, golden.pieces.length);
+    for (const c of golden.cases) {
+      assertIds(
+        tok.encode(c.text, { parseSpecial: true }),
+        c.ids_add_special,
+        `${name} ${JSON.stringify(c.text).slice(0, 60)}`,
+      );
+    }
+  }
+});

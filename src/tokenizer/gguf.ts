@@ -162,3 +162,29 @@ export function specFromGguf(meta: GgufTokenizerMetadata): TokenizerSpec {
 export function tokenizerFromGguf(meta: GgufTokenizerMetadata): VocabTokenizer {
   return new VocabTokenizer(specFromGguf(meta));
 }
+
+/**
+ * An open GGUF file as far as the tokenizer needs it: its metadata, each value
+ * with its GGUF type (what `GgufFile` from the gguf module provides).
+ */
+export interface GgufMetadataSource {
+  /** Metadata values by key. */
+  readonly metadata: ReadonlyMap<string, { readonly value: unknown }>;
+}
+
+/**
+ * Builds the tokenizer of an open GGUF file.
+ *
+ * @example
+ * ```ts
+ * import { GgufFile, tokenizerFromGgufFile } from "@edgemoe/edgemoe";
+ * using file = GgufFile.open("model.gguf");
+ * const tok = tokenizerFromGgufFile(file);
+ * console.log(tok.decode(tok.encode("Hello")));
+ * ```
+ */
+export function tokenizerFromGgufFile(file: GgufMetadataSource): VocabTokenizer {
+  const meta = new Map<string, unknown>();
+  for (const [key, v] of file.metadata) if (key.startsWith("tokenizer.ggml.")) meta.set(key, v.value);
+  return tokenizerFromGguf(meta);
+}
