@@ -159,3 +159,15 @@ Deno.test("malformed GGUF tokenizer metadata: typed errors naming the key", () =
     (bpe as Record<string, number>)["tokenizer.ggml.eos_token_id"],
   );
 });
+
+Deno.test("GGUF: end-of-generation texts become control tokens whatever their type, as in llama.cpp", () => {
+  const meta = structuredClone(qwenMeta);
+  const imEnd = meta["tokenizer.ggml.tokens"].indexOf("<|im_end|>");
+  meta["tokenizer.ggml.token_type"][imEnd] = 1;
+  meta["tokenizer.ggml.eos_token_id"] = meta["tokenizer.ggml.tokens"].indexOf("<|endoftext|>");
+  const tok = tokenizerFromGguf(meta);
+  assertEquals(tok.tokenKind(imEnd), "control");
+  assert(tok.eogIds.has(imEnd));
+  assertEquals(tok.decode([imEnd]), "");
+  assert(!tok.encode("<|im_end|>").includes(imEnd));
+});

@@ -6,7 +6,7 @@
  */
 import { EdgeMoeError } from "../errors.ts";
 import { PRE_TOKENIZERS } from "./pretokenize.ts";
-import type { TokenizerSpec } from "./spec.ts";
+import { EOG_TEXTS, type TokenizerSpec } from "./spec.ts";
 import { MAX_VOCAB, VocabTokenizer } from "./tokenizer.ts";
 
 /**
@@ -86,7 +86,13 @@ export function specFromGguf(meta: GgufTokenizerMetadata): TokenizerSpec {
       `the file has no tokenizer: tokenizer.ggml.${model === undefined ? "model" : "tokens"} is missing`,
     );
   }
-  const types = array(meta, "tokenizer.ggml.token_type", isNumber, "integers");
+  const types = array(meta, "tokenizer.ggml.token_type", isNumber, "integers") ?? tokens.map(() => 1);
+  // llama.cpp makes end-of-generation texts control tokens whatever type the file gives them.
+  const lastId = new Map(tokens.map((t, i) => [t, i]));
+  for (const text of EOG_TEXTS) {
+    const id = lastId.get(text);
+    if (id !== undefined && id < types.length) types[id] = 3;
+  }
   const eog = ["eot", "eom"].map((k) => int(meta, `tokenizer.ggml.${k}_token_id`)).filter((x) => x !== undefined);
   const common = {
     tokens,

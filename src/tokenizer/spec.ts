@@ -6,6 +6,28 @@
  * @module
  */
 
+/**
+ * Texts of end-of-generation tokens (llama.cpp's list, src/llama-vocab.cpp, without the gpt-oss and
+ * solar-open entries): a control token with one of these texts ends a generation.
+ */
+export const EOG_TEXTS: ReadonlySet<string> = new Set([
+  "<|eot_id|>",
+  "<|im_end|>",
+  "<|end|>",
+  "<end_of_turn>",
+  "<|endoftext|>",
+  "</s>",
+  "<|eom_id|>",
+  "<EOT>",
+  "_<EOT>",
+  "[EOT]",
+  "[EOS]",
+  "<|end_of_text|>",
+  "<end_of_utterance>",
+  "<eos>",
+  "<\uff5cend\u2581of\u2581sentence\uff5c>",
+]);
+
 /** A vocabulary and the rules for using it. */
 export interface TokenizerSpec {
   /**

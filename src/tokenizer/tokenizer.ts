@@ -12,7 +12,7 @@ import type { DecodeOptions, EncodeOptions, StreamDecoder, Tokenizer, TokenKind 
 import { BYTE_TO_CHAR, fromByteAlphabet, toByteAlphabet } from "./byte_level.ts";
 import { MergeQueue, type PairLookup } from "./merge_queue.ts";
 import { PreTokenizer } from "./pretokenize.ts";
-import type { TokenizerSpec } from "./spec.ts";
+import { EOG_TEXTS, type TokenizerSpec } from "./spec.ts";
 import { WordCache } from "./word_cache.ts";
 
 /** Largest vocabulary accepted (real ones are ≤ 262,144). */
@@ -20,8 +20,6 @@ export const MAX_VOCAB = 1 << 22;
 
 const KINDS: readonly TokenKind[] = ["normal", "normal", "unknown", "control", "user_defined", "unused", "byte"];
 const SPACE_MARKER = "\u2581";
-/** Texts of end-of-generation tokens, recognised as llama.cpp does when they are control tokens. */
-const EOG_TEXTS = new Set(["<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>"]);
 
 function bad(detail: string): EdgeMoeError {
   return new EdgeMoeError("corrupt_data", "build tokenizer", detail);
