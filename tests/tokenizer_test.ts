@@ -136,10 +136,18 @@ Deno.test("malformed GGUF tokenizer metadata: typed errors naming the key", () =
   expectError(edit((m) => m["tokenizer.ggml.model"] = 3), "corrupt_data", "tokenizer.ggml.model: expected a string");
   expectError(edit((m) => m["tokenizer.ggml.tokens"][5] = 17), "corrupt_data", "tokenizer.ggml.tokens[5]");
   expectError(edit((m) => m["tokenizer.ggml.tokens"] = { length: 2 ** 40 }), "corrupt_data", "exceed the limit");
-  expectError(edit((m) => m["tokenizer.ggml.scores"].pop()), "corrupt_data", "needs 959 scores, found 958");
+  expectError(
+    edit((m) => m["tokenizer.ggml.scores"].pop()),
+    "corrupt_data",
+    `needs ${spm.vocabSize} scores, found ${spm.vocabSize - 1}`,
+  );
   expectError(edit((m) => delete m["tokenizer.ggml.scores"]), "corrupt_data", "tokenizer.ggml.scores");
   expectError(edit((m) => m["tokenizer.ggml.token_type"][9] = 11), "corrupt_data", "token 9 has type 11");
-  expectError(edit((m) => m["tokenizer.ggml.token_type"].pop()), "corrupt_data", "958 token types for 959");
+  expectError(
+    edit((m) => m["tokenizer.ggml.token_type"].pop()),
+    "corrupt_data",
+    `${spm.vocabSize - 1} token types for ${spm.vocabSize}`,
+  );
   expectError(edit((m) => m["tokenizer.ggml.bos_token_id"] = 5000), "corrupt_data", "BOS id 5000 is out of range");
   expectError(edit((m) => m["tokenizer.ggml.eos_token_id"] = 2.5), "corrupt_data", "an integer");
   expectError(edit((m) => m["tokenizer.ggml.tokens"][3] = "<0xZZ>"), "corrupt_data", `byte token 3 is "<0xZZ>"`);
