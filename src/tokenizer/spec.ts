@@ -56,6 +56,12 @@ export interface TokenizerSpec {
   spaceMarker?: boolean;
   /** With `spaceMarker`: a space is prepended to text at the start and after each special token. */
   addSpacePrefix?: boolean;
+  /** With `addSpacePrefix`: only the text at the very start of the input gets one (Metaspace `"first"`). */
+  prefixOnlyAtStart?: boolean;
+  /** With `addSpacePrefix`: text that already starts with a space gets none (Hugging Face's Metaspace). */
+  prefixUnlessSpace?: boolean;
+  /** With `spaceMarker`: every `▁` starts a new word and merges never cross it (Metaspace `split`). */
+  splitAtSpaceMarker?: boolean;
   /** Text is put in Unicode NFC before tokenization (Qwen2's tokenizer.json; llama.cpp does not). */
   normalizeNfc?: boolean;
   /** Consecutive unknown tokens become one. */

@@ -115,7 +115,9 @@ export class VocabTokenizer implements Tokenizer {
       throw bad("the vocabulary has neither all 256 <0xNN> byte tokens nor an unknown token");
     }
     const crossing = /[^\u2581]\u2581/;
-    this.#spaceWords = spec.spaceMarker && !tokens.some((t) => crossing.test(t))
+    this.#spaceWords = spec.splitAtSpaceMarker
+      ? /[^\u2581]+|\u2581[^\u2581]*/g
+      : spec.spaceMarker && !tokens.some((t) => crossing.test(t))
       ? /\u2581*[^\u2581]+|\u2581+/g
       : undefined;
     this.#lookup = spec.model === "bpe" ? this.#rankLookup(spec) : this.#scoreLookup(spec);
@@ -220,18 +222,19 @@ export class VocabTokenizer implements Tokenizer {
     if (special !== undefined) {
       special.lastIndex = 0;
       for (let m = special.exec(text); m !== null; m = special.exec(text)) {
-        if (m.index > last) this.#encodeText(text.slice(last, m.index), afterSpecial, out);
+        if (m.index > last) this.#encodeText(text.slice(last, m.index), afterSpecial, last === 0, out);
         out.push(this.#ids.get(m[0])!);
         afterSpecial = true;
         last = m.index + m[0].length;
       }
     }
-    if (last < text.length) this.#encodeText(last === 0 ? text : text.slice(last), afterSpecial, out);
+    if (last < text.length) this.#encodeText(last === 0 ? text : text.slice(last), afterSpecial, last === 0, out);
     if (addSpecial && this.#spec.addEos && this.eosId !== undefined) out.push(this.eosId);
     return out.finish();
   }
 
-  #encodeText(text: string, afterSpecial: boolean, out: IdBuffer): void {
+  /** Tokenizes text between special tokens; `atStart` says it begins the input. */
+  #encodeText(text: string, afterSpecial: boolean, atStart: boolean, out: IdBuffer): void {
     const spec = this.#spec;
     if (spec.normalizeNfc) text = text.normalize("NFC");
     if (this.#pre !== undefined) {
@@ -239,7 +242,10 @@ export class VocabTokenizer implements Tokenizer {
       return;
     }
     if (spec.spaceMarker) {
-      text = (spec.addSpacePrefix && afterSpecial ? SPACE_MARKER : "") + text.replaceAll(" ", SPACE_MARKER);
+      text = text.replaceAll(" ", SPACE_MARKER);
+      const prefix = spec.addSpacePrefix && afterSpecial && (atStart || !spec.prefixOnlyAtStart) &&
+        !(spec.prefixUnlessSpace && text.startsWith(SPACE_MARKER));
+      if (prefix) text = SPACE_MARKER + text;
     }
     if (this.#spaceWords === undefined) this.#emitWord(text, 0, text.length, out);
     else for (const m of text.matchAll(this.#spaceWords)) this.#emitWord(text, m.index, m.index + m[0].length, out);
