@@ -153,6 +153,11 @@ Deno.test("malformed GGUF tokenizer metadata: typed errors naming the key", () =
   expectError(edit((m) => m["tokenizer.ggml.tokens"][3] = "<0xZZ>"), "corrupt_data", `byte token 3 is "<0xZZ>"`);
   const bpe = qwenMeta;
   expectError(edit((m) => m["tokenizer.ggml.pre"] = "falcon", bpe), "unsupported", `"falcon" is not supported`);
+  expectError(
+    edit((m) => m["tokenizer.ggml.pre"] = "constructor", bpe),
+    "unsupported",
+    `"constructor" is not supported`,
+  );
   expectError(edit((m) => delete m["tokenizer.ggml.merges"], bpe), "corrupt_data", "tokenizer.ggml.merges");
   expectError(edit((m) => m["tokenizer.ggml.merges"].push("Ġq zz"), bpe), "corrupt_data", "not in the vocabulary");
   expectError(edit((m) => m["tokenizer.ggml.merges"][0] = "nospace", bpe), "corrupt_data", `merge 0 "nospace"`);

@@ -102,8 +102,8 @@ export function specFromGguf(meta: GgufTokenizerMetadata): TokenizerSpec {
   };
   if (model === "gpt2") {
     const pre = str(meta, "tokenizer.ggml.pre") ?? "default";
-    const regexes = PRE_TOKENIZERS[pre];
-    if (regexes === undefined) {
+    const known = Object.hasOwn(PRE_TOKENIZERS, pre) ? PRE_TOKENIZERS[pre] : undefined;
+    if (known === undefined) {
       throw new EdgeMoeError(
         "unsupported",
         OP,
@@ -112,18 +112,17 @@ export function specFromGguf(meta: GgufTokenizerMetadata): TokenizerSpec {
     }
     const merges = array(meta, "tokenizer.ggml.merges", isString, "strings");
     if (merges === undefined) throw wrongType("tokenizer.ggml.merges", "an array of strings", undefined);
-    const llama3 = pre === "llama-bpe" || pre === "llama3";
     return {
       ...common,
       model: "bpe",
       byteLevel: true,
       merges,
-      preTokenizer: regexes,
-      ignoreMerges: llama3,
+      preTokenizer: known.regexes,
+      ignoreMerges: known.ignoreMerges,
       bosId: int(meta, "tokenizer.ggml.bos_token_id"),
       eosId: int(meta, "tokenizer.ggml.eos_token_id"),
       unkId: int(meta, "tokenizer.ggml.unknown_token_id"),
-      addBos: bool(meta, "tokenizer.ggml.add_bos_token") ?? llama3,
+      addBos: bool(meta, "tokenizer.ggml.add_bos_token") ?? known.addBosDefault,
     };
   }
   if (model === "llama") {
