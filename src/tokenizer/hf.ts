@@ -156,7 +156,9 @@ export function specFromHf(tokenizerJson: unknown, tokenizerConfig?: unknown): T
     });
   }
   for (const a of added) types[a.id as number] = a.special === true ? 3 : 4;
-  const unk = typeof model.unk_token === "string" ? vocab[model.unk_token] as number : undefined;
+  const unk = typeof model.unk_token === "string" && Object.hasOwn(vocab, model.unk_token)
+    ? vocab[model.unk_token] as number
+    : undefined;
   if (unk !== undefined) types[unk] = 2;
 
   const pre = preTokenizer(root.pre_tokenizer);

@@ -147,9 +147,11 @@ export class VocabTokenizer implements Tokenizer {
       if (typeof m === "string") {
         const sp = m.indexOf(" ", 1);
         if (sp < 0) throw bad(`merge ${r} "${m}" is not "left right"`);
-        [left, right] = [m.slice(0, sp), m.slice(sp + 1)];
+        left = m.slice(0, sp);
+        right = m.slice(sp + 1);
       } else if (Array.isArray(m) && m.length === 2 && typeof m[0] === "string" && typeof m[1] === "string") {
-        [left, right] = m;
+        left = m[0];
+        right = m[1];
       } else throw bad(`merge ${r} is ${JSON.stringify(m)}, expected "left right" or [left, right]`);
       const a = this.#ids.get(left), b = this.#ids.get(right), c = this.#ids.get(left + right);
       if (a === undefined || b === undefined || c === undefined) {
@@ -157,7 +159,7 @@ export class VocabTokenizer implements Tokenizer {
         throw bad(`merge ${r} "${left} ${right}" refers to "${missing}", which is not in the vocabulary`);
       }
       const key = a * n + b;
-      if (!ranks.has(key)) ranks.set(key, r);
+      if (ranks.get(key) === undefined) ranks.set(key, r);
       results[r] = c;
     }
     return (a, b) => {
