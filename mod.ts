@@ -41,3 +41,32 @@ export {
   type TokenizerSpec,
   VocabTokenizer,
 } from "./src/tokenizer/mod.ts";
+export {
+  type ChatMessage,
+  type ChatRenderOptions,
+  ChatTemplate,
+  type RenderLimits,
+} from "./src/template/chat_template.ts";
+export {
+  type Candidates,
+  DEFAULT_SAMPLER_PARAMS,
+  type ResolvedSamplerParams,
+  resolveSamplerParams,
+  Sampler,
+  type SamplerOptions,
+  type SamplerParams,
+} from "./src/sampler/sampler.ts";
+export {
+  createEngine,
+  Engine,
+  type EngineOptions,
+  type EngineStats,
+  type ExpertStoreKind,
+  type GeneratedToken,
+  type GenerateOptions,
+  greedy,
+} from "./src/engine.ts";
+export { type StoreBackend } from "./ffi/slot_reader.ts";
+export { type ExpertStoreStats } from "./src/store/expert_store.ts";
+export { type PredictorStats, type RoutingProfile } from "./src/predictor/predictor.ts";
+export { formatSize, parseSize } from "./src/store/budget.ts";

@@ -1,0 +1,454 @@
+/**
+ * Token sampling as llama.cpp does it, with its parameter names and defaults
+ * (`common_params_sampling` of the llama.cpp release in node-llama-cpp 3.22.1)
+ * and its chain order: penalties → top-k → top-p → min-p → temperature →
+ * a draw from the distribution. Each step follows llama.cpp's arithmetic in
+ * float32 (`Math.fround`), so the candidates it keeps are the same, and the
+ * draw uses the same generator (MT19937), so a seed picks the same token.
+ *
+ * @module
+ */
+import { EdgeMoeError } from "../errors.ts";
+import { Mt19937 } from "./rng.ts";
+
+/** Sampling parameters: llama.cpp's `llama-cli` flags in camelCase. */
+export interface SamplerParams {
+  /** `--temp`: divides the logits before the draw; 0 = greedy (argmax). Must be ≥ 0. */
+  temp?: number;
+  /** `--top-k`: keep the k most likely tokens; 0 = all. */
+  topK?: number;
+  /** `--top-p`: keep the most likely tokens whose probabilities sum to at least p; 1 = all. In (0, 1]. */
+  topP?: number;
+  /** `--min-p`: keep tokens with probability ≥ min_p × the top probability; 0 = all. In [0, 1]. */
+  minP?: number;
+  /** Smallest number of candidates top-p and min-p keep (llama.cpp's `min_keep`); 0 = no minimum. */
+  minKeep?: number;
+  /** `--repeat-last-n`: how many recent tokens the penalties look at; 0 = none, -1 = the context size. */
+  repeatLastN?: number;
+  /** `--repeat-penalty`: divides a positive logit (multiplies a negative one) of a recent token; 1 = off. */
+  repeatPenalty?: number;
+  /** `--frequency-penalty`: subtracted once per occurrence among the recent tokens; 0 = off. */
+  frequencyPenalty?: number;
+  /** `--presence-penalty`: subtracted once if the token occurs among the recent tokens; 0 = off. */
+  presencePenalty?: number;
+  /** `--seed`: an integer in [0, 2^32 − 1); undefined (or llama.cpp's 0xFFFFFFFF) picks a random one. */
+  seed?: number;
+}
+
+/** Parameters with every value decided (the seed too). */
+export type ResolvedSamplerParams = Required<SamplerParams>;
+
+/** llama.cpp's defaults (common/common.h, `common_params_sampling`). */
+export const DEFAULT_SAMPLER_PARAMS: Readonly<Required<Omit<SamplerParams, "seed">>> = Object.freeze({
+  temp: 0.8,
+  topK: 40,
+  topP: 0.95,
+  minP: 0.05,
+  minKeep: 0,
+  repeatLastN: 64,
+  repeatPenalty: 1.0,
+  frequencyPenalty: 0.0,
+  presencePenalty: 0.0,
+});
+
+/** llama.cpp's `LLAMA_DEFAULT_SEED`: "pick a random seed". */
+const RANDOM_SEED = 0xffffffff;
+
+const OP = "sampler";
+
+function bad(detail: string): EdgeMoeError {
+  return new EdgeMoeError("invalid_argument", OP, detail);
+}
+
+/**
+ * Checks sampling parameters and fills in llama.cpp's defaults.
+ *
+ * @param params what the user asked for
+ * @throws EdgeMoeError `invalid_argument` naming the parameter, the value, and the allowed range
+ */
+export function resolveSamplerParams(params: SamplerParams = {}): ResolvedSamplerParams {
+  const p = { ...DEFAULT_SAMPLER_PARAMS };
+  for (const [key, value] of Object.entries(params)) {
+    if (value === undefined || key === "seed") continue;
+    if (!Object.hasOwn(DEFAULT_SAMPLER_PARAMS, key)) throw bad(`unknown sampling parameter '${key}'`);
+    if (typeof value !== "number" || !Number.isFinite(value)) {
+      throw bad(`${key} must be a finite number, got ${String(value)}`);
+    }
+    (p as Record<string, number>)[key] = value;
+  }
+  const int = (name: keyof typeof p, min: number) => {
+    if (!Number.isInteger(p[name]) || p[name] < min) throw bad(`${name} must be an integer ≥ ${min}, got ${p[name]}`);
+  };
+  if (p.temp < 0) throw bad(`temp must be ≥ 0 (0 = greedy), got ${p.temp}`);
+  int("topK", 0);
+  if (!(p.topP > 0 && p.topP <= 1)) throw bad(`topP must be in (0, 1], got ${p.topP}`);
+  if (!(p.minP >= 0 && p.minP <= 1)) throw bad(`minP must be in [0, 1], got ${p.minP}`);
+  int("minKeep", 0);
+  int("repeatLastN", -1);
+  if (!(p.repeatPenalty > 0)) throw bad(`repeatPenalty must be > 0 (1 = off), got ${p.repeatPenalty}`);
+  let seed = params.seed;
+  if (seed !== undefined && (!Number.isInteger(seed) || seed < 0 || seed > RANDOM_SEED)) {
+    throw bad(`seed must be an integer in [0, ${RANDOM_SEED}], got ${seed}`);
+  }
+  if (seed === undefined || seed === RANDOM_SEED) seed = crypto.getRandomValues(new Uint32Array(1))[0] % RANDOM_SEED;
+  return { ...p, seed };
+}
+
+/** Options of {@linkcode Sampler} that are not sampling parameters. */
+export interface SamplerOptions {
+  /** The context size, which `repeatLastN: -1` stands for; without it -1 means every token since the last reset. */
+  contextSize?: number;
+}
+
+/** The candidates a sampler keeps, most likely first when sorted. */
+export interface Candidates {
+  /** Token ids. */
+  ids: Int32Array;
+  /** Their logits after the penalties. */
+  logits: Float32Array;
+}
+
+const f = Math.fround;
+
+/** A working copy of the candidate tokens (llama.cpp's `llama_token_data_array`). */
+class Work {
+  ids: Int32Array;
+  logits: Float32Array;
+  p: Float32Array;
+  size = 0;
+  sorted = false;
+  constructor(n: number) {
+    this.ids = new Int32Array(n);
+    this.logits = new Float32Array(n);
+    this.p = new Float32Array(n);
+  }
+
+  load(logits: Float32Array): void {
+    this.logits.set(logits);
+    for (let i = 0; i < logits.length; i++) this.ids[i] = i;
+    this.size = logits.length;
+    this.sorted = false;
+  }
+
+  /** Puts the `k` largest logits first, in descending order (ties: lower index first), and keeps only them. */
+  sortTop(k: number): void {
+    const n = this.size;
+    const l = this.logits;
+    const cmp = (a: number, b: number) => l[b] - l[a] || a - b;
+    let top: number[];
+    if (k < n / 8) {
+      // Keep a min-heap of the k best seen so far.
+      const heap: number[] = [];
+      const worse = (a: number, b: number) => cmp(a, b) > 0;
+      const siftDown = (i: number) => {
+        for (;;) {
+          const lc = 2 * i + 1, rc = lc + 1;
+          let m = i;
+          if (lc < heap.length && worse(heap[lc], heap[m])) m = lc;
+          if (rc < heap.length && worse(heap[rc], heap[m])) m = rc;
+          if (m === i) return;
+          [heap[i], heap[m]] = [heap[m], heap[i]];
+          i = m;
+        }
+      };
+      for (let i = 0; i < n; i++) {
+        if (heap.length < k) {
+          heap.push(i);
+          for (let j = heap.length - 1; j > 0;) {
+            const parent = (j - 1) >> 1;
+            if (!worse(heap[j], heap[parent])) break;
+            [heap[j], heap[parent]] = [heap[parent], heap[j]];
+            j = parent;
+          }
+        } else if (k > 0 && worse(heap[0], i)) {
+          heap[0] = i;
+          siftDown(0);
+        }
+      }
+      top = heap.sort(cmp);
+    } else {
+      top = Array.from({ length: n }, (_, i) => i).sort(cmp).slice(0, k);
+    }
+    const ids = top.map((i) => this.ids[i]);
+    const logs = top.map((i) => this.logits[i]);
+    const ps = top.map((i) => this.p[i]);
+    this.ids.set(ids);
+    this.logits.set(logs);
+    this.p.set(ps);
+    this.size = k;
+    this.sorted = true;
+  }
+
+  maxLogit(): number {
+    if (this.sorted) return this.logits[0];
+    let m = -Infinity;
+    for (let i = 0; i < this.size; i++) if (this.logits[i] > m) m = this.logits[i];
+    return m;
+  }
+
+  /** Float32 softmax into `p`, summed in the current order. */
+  softmax(): void {
+    const max = this.maxLogit();
+    let sum = 0;
+    for (let i = 0; i < this.size; i++) {
+      const e = f(Math.exp(f(this.logits[i] - max)));
+      this.p[i] = e;
+      sum = f(sum + e);
+    }
+    for (let i = 0; i < this.size; i++) this.p[i] = f(this.p[i] / sum);
+  }
+
+  /** Keeps the candidates at the listed positions, in that order. */
+  keep(positions: number[]): void {
+    positions.forEach((from, to) => {
+      this.ids[to] = this.ids[from];
+      this.logits[to] = this.logits[from];
+      this.p[to] = this.p[from];
+    });
+    this.size = positions.length;
+  }
+}
+
+/**
+ * A sampler: the chain of llama.cpp's default sampler with its state (the
+ * recent tokens the penalties look at, the random generator).
+ *
+ * @example
+ * ```ts
+ * import { Sampler } from "@edgemoe/edgemoe";
+ * const s = new Sampler(4, { temp: 0 });
+ * console.log(s.sample(new Float32Array([0.1, 2.5, -1, 0.3]))); // 1
+ * ```
+ */
+export class Sampler {
+  /** The parameters in use, defaults and seed filled in. */
+  readonly params: Readonly<ResolvedSamplerParams>;
+  /** The vocabulary size: the length every logits vector must have. */
+  readonly nVocab: number;
+  readonly #f: { temp: number; topP: number; minP: number; rp: number; freq: number; present: number };
+  readonly #lastN: number;
+  readonly #work: Work;
+  readonly #counts = new Map<number, number>();
+  readonly #ring: Int32Array;
+  #ringStart = 0;
+  #ringSize = 0;
+  #rng: Mt19937;
+
+  /**
+   * @param nVocab the vocabulary size
+   * @param params sampling parameters (llama.cpp's defaults for those left out)
+   * @param options the context size for `repeatLastN: -1`
+   * @throws EdgeMoeError `invalid_argument` for an out-of-range parameter or vocabulary size
+   */
+  constructor(nVocab: number, params: SamplerParams = {}, options: SamplerOptions = {}) {
+    if (!Number.isInteger(nVocab) || nVocab < 1 || nVocab > 1 << 24) {
+      throw bad(`the vocabulary size must be an integer in [1, ${1 << 24}], got ${nVocab}`);
+    }
+    this.params = Object.freeze(resolveSamplerParams(params));
+    this.nVocab = nVocab;
+    const p = this.params;
+    this.#f = {
+      temp: f(p.temp),
+      topP: f(p.topP),
+      minP: f(p.minP),
+      rp: f(p.repeatPenalty),
+      freq: f(p.frequencyPenalty),
+      present: f(p.presencePenalty),
+    };
+    const ctx = options.contextSize;
+    if (ctx !== undefined && (!Number.isInteger(ctx) || ctx < 1)) {
+      throw bad(`contextSize must be a positive integer, got ${ctx}`);
+    }
+    this.#lastN = p.repeatLastN === -1 ? (ctx ?? Infinity) : p.repeatLastN;
+    this.#ring = new Int32Array(Number.isFinite(this.#lastN) ? this.#lastN : 0);
+    this.#work = new Work(nVocab);
+    this.#rng = new Mt19937(p.seed);
+  }
+
+  /** Forgets the recent tokens and restarts the random generator from the seed. */
+  reset(): void {
+    this.#counts.clear();
+    this.#ringStart = 0;
+    this.#ringSize = 0;
+    this.#rng = new Mt19937(this.params.seed);
+  }
+
+  /**
+   * Records a token as generated (or as part of the prompt) for the penalties.
+   *
+   * @throws EdgeMoeError `invalid_argument` for an id outside the vocabulary
+   */
+  accept(token: number): void {
+    if (!Number.isInteger(token) || token < 0 || token >= this.nVocab) {
+      throw bad(`token id ${token} is outside the vocabulary [0, ${this.nVocab})`);
+    }
+    if (this.#lastN === 0) return;
+    this.#counts.set(token, (this.#counts.get(token) ?? 0) + 1);
+    if (!Number.isFinite(this.#lastN)) return;
+    const cap = this.#ring.length;
+    if (this.#ringSize >= cap) {
+      const old = this.#ring[this.#ringStart];
+      const c = this.#counts.get(old)! - 1;
+      if (c === 0) this.#counts.delete(old);
+      else this.#counts.set(old, c);
+      this.#ring[this.#ringStart] = token;
+      this.#ringStart = (this.#ringStart + 1) % cap;
+    } else {
+      this.#ring[(this.#ringStart + this.#ringSize) % cap] = token;
+      this.#ringSize++;
+    }
+  }
+
+  /**
+   * The candidates left after the penalties, top-k, top-p and min-p (before
+   * temperature), in llama.cpp's order.
+   */
+  candidates(logits: Float32Array): Candidates {
+    this.#filter(logits);
+    const w = this.#work;
+    return { ids: w.ids.slice(0, w.size), logits: w.logits.slice(0, w.size) };
+  }
+
+  /**
+   * Picks the next token from `logits` and records it (as llama.cpp's
+   * `llama_sampler_sample` does).
+   *
+   * @throws EdgeMoeError `invalid_argument` when logits has the wrong length or holds NaN
+   */
+  sample(logits: Float32Array): number {
+    this.#filter(logits);
+    const w = this.#work;
+    this.#temperature();
+    const picked = this.#draw();
+    const token = w.ids[picked];
+    this.accept(token);
+    return token;
+  }
+
+  #filter(logits: Float32Array): void {
+    if (!(logits instanceof Float32Array) || logits.length !== this.nVocab) {
+      throw bad(`logits must be a Float32Array of ${this.nVocab} values, got ${describe(logits)}`);
+    }
+    let max = -Infinity;
+    for (let i = 0; i < logits.length; i++) {
+      const l = logits[i];
+      if (Number.isNaN(l) || l === Infinity) throw bad(`logit ${i} is ${l}; logits must be finite or -Infinity`);
+      if (l > max) max = l;
+    }
+    if (max === -Infinity) throw bad("every logit is -Infinity: there is no token to pick");
+    this.#work.load(logits);
+    this.#penalties();
+    this.#topK();
+    this.#topP();
+    this.#minP();
+  }
+
+  #penalties(): void {
+    const { rp, freq, present } = this.#f;
+    if (this.#lastN === 0 || (rp === 1 && freq === 0 && present === 0) || this.#counts.size === 0) return;
+    const w = this.#work;
+    for (let i = 0; i < w.size; i++) {
+      const count = this.#counts.get(w.ids[i]);
+      if (count === undefined) continue;
+      let l = w.logits[i];
+      l = l <= 0 ? f(l * rp) : f(l / rp);
+      w.logits[i] = f(l - f(f(count * freq) + present));
+    }
+    w.sorted = false;
+  }
+
+  #topK(): void {
+    const k = this.params.topK;
+    const w = this.#work;
+    if (k <= 0) return;
+    const kk = Math.min(k, w.size);
+    if (w.sorted) w.size = kk;
+    else w.sortTop(kk);
+  }
+
+  #topP(): void {
+    const p = this.#f.topP;
+    const w = this.#work;
+    if (p >= 1) return;
+    w.softmax();
+    if (!w.sorted) w.sortTop(w.size);
+    let cum = 0;
+    let last = w.size;
+    for (let i = 0; i < w.size; i++) {
+      cum = f(cum + w.p[i]);
+      if (cum >= p && i + 1 >= this.params.minKeep) {
+        last = i + 1;
+        break;
+      }
+    }
+    w.size = last;
+  }
+
+  #minP(): void {
+    const p = this.#f.minP;
+    const w = this.#work;
+    const minKeep = this.params.minKeep;
+    if (p <= 0 || w.size === 0) return;
+    const logP = f(Math.log(p));
+    if (!w.sorted) {
+      const minLogit = f(w.maxLogit() + logP);
+      const kept: number[] = [];
+      for (let i = 0; i < w.size; i++) if (w.logits[i] >= minLogit) kept.push(i);
+      if (kept.length > 0 && kept.length >= minKeep) {
+        w.keep(kept);
+        return;
+      }
+      w.sortTop(w.size);
+    }
+    const minLogit = f(w.logits[0] + logP);
+    let i = 1;
+    for (; i < w.size; i++) if (w.logits[i] < minLogit && i >= minKeep) break;
+    w.size = i;
+  }
+
+  #temperature(): void {
+    const t = this.#f.temp;
+    const w = this.#work;
+    if (w.size === 0) return;
+    if (t <= 0) {
+      let best = 0;
+      for (let i = 1; i < w.size; i++) {
+        if (w.logits[i] > w.logits[best]) {
+          w.logits[best] = -Infinity;
+          best = i;
+        } else w.logits[i] = -Infinity;
+      }
+      return;
+    }
+    for (let i = 0; i < w.size; i++) w.logits[i] = f(w.logits[i] / t);
+  }
+
+  /** llama.cpp's `dist`: softmax in float32, one uniform double, the first index whose running sum reaches it. */
+  #draw(): number {
+    const w = this.#work;
+    if (w.size === 1) {
+      this.#rng.nextDouble();
+      return 0;
+    }
+    const max = w.maxLogit();
+    let total = 0;
+    for (let i = 0; i < w.size; i++) {
+      const e = f(Math.exp(f(w.logits[i] - max)));
+      w.p[i] = e;
+      total += e;
+    }
+    const target = total * this.#rng.nextDouble();
+    let run = 0;
+    for (let i = 0; i < w.size; i++) {
+      run += w.p[i];
+      if (run >= target) return i;
+    }
+    return w.size - 1;
+  }
+}
+
+function describe(x: unknown): string {
+  if (x instanceof Float32Array) return `a Float32Array of ${x.length}`;
+  if (ArrayBuffer.isView(x)) return `a ${x.constructor.name}`;
+  return typeof x;
+}
