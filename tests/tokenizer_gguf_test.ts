@@ -64,3 +64,27 @@ Deno.test("GgufFile → tokenizerFromGgufFile: the vocab-only GGUFs written by P
     }
   }
 });
+
+Deno.test("tiny model GGUFs (tests/fixtures/models): ids match the llama.cpp tokenizations recorded with them", async () => {
+  const models = new URL("./fixtures/models/", import.meta.url);
+  let checked = 0;
+  for await (const entry of Deno.readDir(models)) {
+    if (!entry.name.endsWith(".reference.json")) continue;
+    const name = entry.name.slice(0, -".reference.json".length);
+    const ref = JSON.parse(await Deno.readTextFile(new URL(entry.name, models)));
+    using file = GgufFile.open(new URL(`${name}.gguf`, models).pathname);
+    const tok = tokenizerFromGgufFile(file);
+    for (
+      const t of ref.tokenizations as { text: string; addSpecial: boolean; parseSpecial: boolean; ids: number[] }[]
+    ) {
+      const opts = { addSpecial: t.addSpecial, parseSpecial: t.parseSpecial };
+      assertIds(
+        tok.encode(t.text, opts),
+        t.ids,
+        `${name} ${JSON.stringify(t.text).slice(0, 60)} ${JSON.stringify(opts)}`,
+      );
+      checked++;
+    }
+  }
+  assertEquals(checked > 20, true);
+});
