@@ -9,7 +9,7 @@
  */
 import { EdgeMoeError } from "../errors.ts";
 import type { DecodeOptions, EncodeOptions, StreamDecoder, Tokenizer, TokenKind } from "../types.ts";
-import { BYTE_TO_CHAR, fromByteAlphabet, toByteAlphabet } from "./byte_level.ts";
+import { BYTE_TO_CHAR, charToByte, fromByteAlphabet, toByteAlphabet } from "./byte_level.ts";
 import { MergeQueue, type PairLookup } from "./merge_queue.ts";
 import { PreTokenizer } from "./pretokenize.ts";
 import { EOG_TEXTS, type TokenizerSpec } from "./spec.ts";
@@ -273,7 +273,7 @@ export class VocabTokenizer implements Tokenizer {
       if (whole !== undefined) return Uint32Array.of(whole);
     }
     const symbols = new Int32Array(mapped.length);
-    for (let i = 0; i < mapped.length; i++) symbols[i] = this.#ids.get(mapped[i])!;
+    for (let i = 0; i < mapped.length; i++) symbols[i] = this.#byteIds[charToByte(mapped.charCodeAt(i))];
     const len = this.#queue.run(symbols, symbols.length, this.#lookup);
     return Uint32Array.from(symbols.subarray(0, len));
   }
