@@ -74,10 +74,12 @@ export {
 } from "./src/hf/mod.ts";
 export type { DecodeOptions, EncodeOptions, StreamDecoder, Tokenizer, TokenKind } from "./src/types.ts";
 export {
+  type GgufMetadataSource,
   type GgufTokenizerMetadata,
   specFromGguf,
   specFromHf,
   tokenizerFromGguf,
+  tokenizerFromGgufFile,
   tokenizerFromHf,
   type TokenizerSpec,
   VocabTokenizer,
