@@ -15,7 +15,7 @@ import type { ExpertSource, TensorData } from "./models/weights.ts";
 import { ExpertStore, type ExpertStoreStats } from "./store/expert_store.ts";
 import { cachePolicy } from "./store/policy.ts";
 import { availableMemory, type MemoryNeeds, type MemoryPlan, parseSize, planMemory } from "./store/budget.ts";
-import { tokenizerFromGguf } from "./tokenizer/mod.ts";
+import { tokenizerFromGgufFile } from "./tokenizer/mod.ts";
 import type { Tokenizer } from "./types.ts";
 import { type ChatMessage, ChatTemplate } from "./template/chat_template.ts";
 import {
@@ -147,8 +147,7 @@ export class Engine implements Disposable {
     try {
       const pack = isPack(file) ? PackFile.fromGguf(file) : undefined;
       const weights = ggufWeights(file);
-      const meta = new Map([...file.metadata].map(([k, v]) => [k, v.value]));
-      const tokenizer = tokenizerFromGguf(meta);
+      const tokenizer = tokenizerFromGgufFile(file);
       const nCtxTrain = weights.number(`${weights.arch}.context_length`) ?? 4096;
       const nCtx = opts.nCtx ?? Math.min(nCtxTrain, 4096);
       if (!Number.isInteger(nCtx) || nCtx < 1) {
