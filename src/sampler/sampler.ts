@@ -155,10 +155,28 @@ class Work {
       }
       return idx;
     }
-    const all = new Int32Array(n);
-    for (let i = 0; i < n; i++) all[i] = i;
-    all.sort((a, b) => l[b] - l[a] || a - b);
-    return all.subarray(0, k);
+    const bits = Math.max(1, Math.ceil(Math.log2(n)));
+    if (bits > 21) {
+      const all = new Int32Array(n);
+      for (let i = 0; i < n; i++) all[i] = i;
+      all.sort((a, b) => l[b] - l[a] || a - b);
+      return all.subarray(0, k);
+    }
+    // One numeric sort of exact keys: (descending-order rank of the float's bits) · 2^bits + position.
+    const scale = 2 ** bits;
+    const keys = new Float64Array(n);
+    const f32 = new Float32Array(1);
+    const u32 = new Uint32Array(f32.buffer);
+    for (let i = 0; i < n; i++) {
+      f32[0] = l[i] === 0 ? 0 : l[i];
+      const b = u32[0];
+      const ascending = b & 0x80000000 ? ~b >>> 0 : (b | 0x80000000) >>> 0;
+      keys[i] = (0xffffffff - ascending) * scale + i;
+    }
+    keys.sort();
+    const out = new Int32Array(k);
+    for (let i = 0; i < k; i++) out[i] = keys[i] % scale;
+    return out;
   }
 
   /** Keeps the candidates at the listed positions, in that order. */
