@@ -16,19 +16,55 @@ export { NativeLibrary } from "./ffi/native.ts";
 export type { LoadOptions } from "./ffi/load.ts";
 export { VERSION } from "./src/version.ts";
 export {
+  type ArrayOf,
   GGML_TYPES,
   GgmlType,
   ggmlTypeById,
   ggmlTypeByName,
   type GgmlTypeInfo,
+  type GgufArrayItemType,
+  type GgufArrayValue,
+  type GgufBigIntType,
   GgufFile,
+  type GgufNumberType,
   type GgufTensorInfo,
   type GgufTensorSpec,
+  type GgufTypedArrays,
   type GgufValue,
+  GgufValueType,
+  type GgufValueTypeName,
   type GgufWriteOptions,
   type GgufWriteResult,
+  type TensorData,
   writeGguf,
 } from "./src/gguf/mod.ts";
+export {
+  type BlobTensor,
+  convertGgufToPack,
+  type ConvertOptions,
+  EXPERT_PARTS,
+  type ExpertBlob,
+  type ExpertPart,
+  expertTensorName,
+  type ExpertTensorSource,
+  PACK_ALIGNMENT,
+  PACK_FORMAT_VERSION,
+  PackFile,
+  type PackPlan,
+  type PackSpec,
+  type PackWriteOptions,
+  writePack,
+} from "./src/pack/mod.ts";
+export type { DecodeOptions, EncodeOptions, StreamDecoder, Tokenizer, TokenKind } from "./src/types.ts";
+export {
+  type GgufTokenizerMetadata,
+  specFromGguf,
+  specFromHf,
+  tokenizerFromGguf,
+  tokenizerFromHf,
+  type TokenizerSpec,
+  VocabTokenizer,
+} from "./src/tokenizer/mod.ts";
 export {
   type ChatMessage,
   type ChatRenderOptions,
@@ -44,3 +80,17 @@ export {
   type SamplerOptions,
   type SamplerParams,
 } from "./src/sampler/sampler.ts";
+export {
+  createEngine,
+  Engine,
+  type EngineOptions,
+  type EngineStats,
+  type ExpertStoreKind,
+  type GeneratedToken,
+  type GenerateOptions,
+  greedy,
+} from "./src/engine.ts";
+export { type StoreBackend } from "./ffi/slot_reader.ts";
+export { type ExpertStoreStats } from "./src/store/expert_store.ts";
+export { type PredictorStats, type RoutingProfile } from "./src/predictor/predictor.ts";
+export { formatSize, parseSize } from "./src/store/budget.ts";

@@ -17,6 +17,7 @@ import { createRouter, type Router, softmaxInPlace } from "../router/router.ts";
 import { type ArchSpec, archSpec } from "./arch.ts";
 import { addInPlace, dequantizeRow, matrixShape, matvec, rmsNorm, rope, silu } from "./ops.ts";
 import { type ExpertSource, type ModelWeights, residentExperts, type TensorData } from "./weights.ts";
+import type { Predictor } from "../predictor/predictor.ts";
 
 /** Hyperparameters read from `{arch}.*` metadata. */
 export interface HParams {
@@ -90,6 +91,8 @@ export interface ModelOptions {
   onRoute?: (layer: number, ids: Uint32Array) => void;
   /** Where the experts come from (default: the weights, in RAM). */
   experts?: ExpertSource;
+  /** Predicts the next layer's experts so their reads start early (default: none). */
+  predictor?: Predictor;
 }
 
 interface LayerWeights {
@@ -127,6 +130,8 @@ export class MoeModel {
   readonly #vCache: Float32Array[];
   readonly #onRoute?: (layer: number, ids: Uint32Array) => void;
   readonly #experts: ExpertSource;
+  readonly #predictor?: Predictor;
+  #routed: (Uint32Array | undefined)[] = [];
 
   /**
    * @throws {EdgeMoeError} `unsupported` architecture, `corrupt_data` for missing or misshapen tensors.
@@ -139,6 +144,7 @@ export class MoeModel {
     this.nCtx = opts.nCtx ?? Math.min(this.hp.ctxTrain, 4096);
     this.#onRoute = opts.onRoute;
     this.#experts = opts.experts ?? residentExperts(weights);
+    this.#predictor = opts.predictor;
     const hp = this.hp;
     this.#router = createRouter({ k: hp.nExpertUsed, gating: this.spec.gating, normalize: hp.normalizeTopK });
     this.#embd = this.#tensor("token_embd.weight", [hp.nEmbd, hp.nVocab]);
@@ -230,6 +236,7 @@ export class MoeModel {
     const x = new Float32Array(hp.nEmbd);
     dequantizeRow(this.#embd, token, x);
     const n = new Float32Array(hp.nEmbd);
+    this.#routed = [];
     for (let l = 0; l < hp.nLayer; l++) {
       const L = this.#layers[l];
       rmsNorm(x, L.attnNorm, hp.eps, n);
@@ -309,9 +316,29 @@ export class MoeModel {
     matvec(this.#lib, L.router, n, logits);
     const { ids, weights } = this.#router(logits);
     this.#onRoute?.(l, ids);
+    this.#routed[l] = ids;
+    this.#predictor?.observe(l, ids);
     const out = new Float32Array(this.hp.nEmbd);
     {
       using lease = this.#experts.acquire(l, ids);
+      // Pipeline: this layer's experts are pinned; start reading the next layer's guesses
+      // so they arrive while this layer's experts and the next attention compute.
+      if (this.#predictor && l + 1 < this.hp.nLayer) {
+        const next = this.#layers[l + 1];
+        let cached: Float32Array | undefined;
+        const guess = this.#predictor.predict(l + 1, {
+          hidden: n,
+          routed: this.#routed,
+          routerLogits: () => {
+            if (!cached) {
+              cached = new Float32Array(this.hp.nExpert);
+              matvec(this.#lib, next.router, n, cached);
+            }
+            return cached;
+          },
+        });
+        if (guess.length > 0) this.#experts.prefetch(l + 1, guess);
+      }
       lease.experts.forEach((e, i) => {
         const y = this.#ffn(e.gate, e.up, e.down, n);
         const w = weights[i];

@@ -70,7 +70,8 @@ export function matvec(lib: NativeLibrary, w: TensorData, x: Float32Array, y: Fl
   }
   const v = view(w, op);
   if (v instanceof Float32Array) lib.matvecF32(v, x, y, rows, cols);
-  else lib.matvecF16(v, x, y, rows, cols);
+  // As GGML: F16 weights multiply activations rounded to F16 (F16's vec_dot_type).
+  else lib.matvecF16(v, Float32Array.from(new Float16Array(x)), y, rows, cols);
 }
 
 /** Writes row `row` of `t` to `out` as f32 (embedding lookup). */

@@ -1,0 +1,11 @@
+/**
+ * Tokenizers: byte-level BPE and SentencePiece-style BPE, built from GGUF
+ * metadata or a Hugging Face tokenizer.json.
+ *
+ * @module
+ */
+export { VocabTokenizer } from "./tokenizer.ts";
+export type { TokenizerSpec } from "./spec.ts";
+export { specFromGguf, tokenizerFromGguf } from "./gguf.ts";
+export type { GgufTokenizerMetadata } from "./gguf.ts";
+export { specFromHf, tokenizerFromHf } from "./hf.ts";

@@ -1,0 +1,106 @@
+/**
+ * Pre-tokenization for byte-level BPE: regexes that cut text into words
+ * before merges run, named as GGUF's `tokenizer.ggml.pre` names them and
+ * written as Hugging Face's tokenizer.json writes them.
+ *
+ * @module
+ */
+import { EdgeMoeError } from "../errors.ts";
+
+/** GPT-2's regex (also OLMo / OLMoE, and the `ByteLevel` pre-tokenizer with `use_regex`). */
+export const GPT2_REGEX = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+
+/** Llama 3's regex: case-insensitive contractions, digits in groups of up to three. */
+export const LLAMA3_REGEX = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}|" +
+  " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+/** Qwen2's (and Qwen3's) regex: as Llama 3's but one digit per word. */
+export const QWEN2_REGEX = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}|" +
+  " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+/** `tokenizer.ggml.pre` values this module knows, and their regexes (applied in order). */
+export const PRE_TOKENIZERS: Readonly<Record<string, readonly string[]>> = {
+  "gpt-2": [GPT2_REGEX],
+  "gpt2": [GPT2_REGEX],
+  "olmo": [GPT2_REGEX],
+  "llama-bpe": [LLAMA3_REGEX],
+  "llama3": [LLAMA3_REGEX],
+  "qwen2": [QWEN2_REGEX],
+};
+
+/**
+ * Unicode White_Space, which is what `\s` means to the regex engines of
+ * Hugging Face tokenizers and llama.cpp. JavaScript's `\s` differs: it lacks
+ * U+0085 and adds U+FEFF.
+ */
+const WHITE_SPACE = "\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+
+/** Rewrites a tokenizer.json (Oniguruma) regex for JavaScript's `u` mode; throws `unsupported` if it cannot. */
+export function compilePattern(source: string, where: string): RegExp {
+  let out = "";
+  let inClass = false;
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i];
+    if (c === "\\" && i + 1 < source.length) {
+      const e = source[i + 1];
+      i++;
+      if (e === "s") out += inClass ? WHITE_SPACE : `[${WHITE_SPACE}]`;
+      else if (e === "S" && !inClass) out += `[^${WHITE_SPACE}]`;
+      else if (e === "S") throw new EdgeMoeError("unsupported", where, `\\S inside a character class in /${source}/`);
+      else out += c + e;
+      continue;
+    }
+    if (c === "[" && !inClass) inClass = true;
+    else if (c === "]" && inClass) inClass = false;
+    out += c;
+  }
+  try {
+    return new RegExp(out, "gu");
+  } catch (cause) {
+    throw new EdgeMoeError("unsupported", where, `pre-tokenizer regex /${source}/ is not supported here`, { cause });
+  }
+}
+
+/**
+ * Cuts text into words: each regex splits every piece of the previous one;
+ * matches and the text between them both become words (Hugging Face's
+ * "isolated" split behaviour).
+ */
+export class PreTokenizer {
+  readonly #regexes: RegExp[];
+
+  /** @param patterns regexes in tokenizer.json syntax, applied in order */
+  constructor(patterns: readonly string[], where: string) {
+    this.#regexes = patterns.map((p) => compilePattern(p, where));
+  }
+
+  /** Calls `emit(source, start, end)` for each word `source[start, end)` of `text`, in order. */
+  split(text: string, emit: (source: string, start: number, end: number) => void): void {
+    this.#splitWith(0, text, emit);
+  }
+
+  #splitWith(level: number, text: string, emit: (source: string, start: number, end: number) => void): void {
+    if (level === this.#regexes.length) {
+      emit(text, 0, text.length);
+      return;
+    }
+    const re = this.#regexes[level];
+    const last = level + 1 === this.#regexes.length;
+    // The last regex emits ranges of `text` itself; earlier ones hand substrings to the next regex.
+    const next = (start: number, end: number) =>
+      last ? emit(text, start, end) : this.#splitWith(level + 1, text.slice(start, end), emit);
+    re.lastIndex = 0;
+    let done = 0;
+    for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+      const len = m[0].length;
+      if (len === 0) {
+        re.lastIndex++;
+        continue;
+      }
+      if (m.index > done) next(done, m.index);
+      next(m.index, m.index + len);
+      done = m.index + len;
+    }
+    if (done < text.length) next(done, text.length);
+  }
+}

@@ -1,0 +1,145 @@
+/** The CLI as users run it: a subprocess with the permissions `deno task edgemoe` grants. */
+import { assert, assertEquals } from "../src/std/assert.ts";
+import { FIXTURE_DIR, readReference } from "./oracle/reference.ts";
+import { GgufFile } from "../src/gguf/mod.ts";
+import { tokenizerFromGguf } from "../src/tokenizer/mod.ts";
+
+const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
+const MODEL = `${FIXTURE_DIR}qwen3moe.gguf`;
+
+async function edgemoe(args: string[], stdin?: string): Promise<{ code: number; out: string; err: string }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-ffi",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "--allow-run",
+      "--allow-net",
+      "--allow-sys",
+      MAIN,
+      ...args,
+    ],
+    stdin: stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  if (stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(stdin));
+    await w.close();
+  }
+  const r = await child.output();
+  const d = new TextDecoder();
+  return { code: r.code, out: d.decode(r.stdout), err: d.decode(r.stderr) };
+}
+
+Deno.test("edgemoe run: greedy output equals llama.cpp's greedy continuation, on every store", async () => {
+  const ref = readReference("qwen3moe");
+  const prompt = ref.prompts[0];
+  assert(prompt.text !== undefined);
+  assertEquals(ref.greedy.prompt, prompt.tokens);
+  // What llama.cpp generated greedily after this prompt, as text.
+  using file = GgufFile.open(MODEL);
+  const tok = tokenizerFromGguf(new Map([...file.metadata].map(([k, v]) => [k, v.value])));
+  const expected = tok.decode(ref.greedy.tokens.slice(0, 8)) + "\n";
+  const outs: string[] = [];
+  for (const store of ["ram", "uring", "pread"]) {
+    const r = await edgemoe([
+      "run",
+      "-m",
+      MODEL,
+      "-p",
+      prompt.text,
+      "-n",
+      "8",
+      "--temp",
+      "0",
+      "--store",
+      store,
+      "--ignore-eos",
+    ]);
+    assertEquals(r.code, 0, r.err);
+    outs.push(r.out);
+  }
+  assertEquals(outs, [expected, expected, expected]);
+});
+
+Deno.test("edgemoe run: bad flags are errors naming the flag", async () => {
+  const cases: [string[], string][] = [
+    [["run", "-p", "x"], "--model is required"],
+    [["run", "-m", MODEL, "-p", "x", "--temp", "hot"], "--temp must be a number"],
+    [["run", "-m", MODEL, "-p", "x", "--top-p", "0"], "topP must be in (0, 1]"],
+    [["run", "-m", MODEL, "-p", "x", "--store", "disk"], "--store must be one of ram, uring, pread, mmap"],
+    [["run", "-m", MODEL, "-p", "x", "--mem-budget", "1KiB", "--store", "uring"], "smallest budget that works"],
+    [["run", "-m", "/nonexistent.gguf", "-p", "x"], "/nonexistent.gguf"],
+    [["frobnicate"], 'unknown command "frobnicate"'],
+  ];
+  for (const [args, msg] of cases) {
+    const r = await edgemoe(args);
+    assert(r.code !== 0, `${args.join(" ")} should fail`);
+    assert(r.err.includes(msg), `${args.join(" ")}: expected "${msg}" in:\n${r.err}`);
+  }
+});
+
+Deno.test("edgemoe chat: renders the template, streams replies, ends at an empty line", async () => {
+  const dir = Deno.makeTempDirSync();
+  const tpl = `${dir}/chat.jinja`;
+  Deno.writeTextFileSync(
+    tpl,
+    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}",
+  );
+  const r = await edgemoe([
+    "chat",
+    "-m",
+    MODEL,
+    "--chat-template-file",
+    tpl,
+    "-n",
+    "4",
+    "--temp",
+    "0",
+    "-s",
+    "Be brief.",
+  ], "Hello\nAgain\n\n");
+  assertEquals(r.code, 0, r.err);
+  assertEquals(r.out.split("\n").length >= 2, true);
+  const missing = await edgemoe(["chat", "-m", MODEL], "Hello\n");
+  assert(missing.err.includes("no tokenizer.chat_template"), missing.err);
+});
+
+Deno.test("edgemoe profile: writes a valid profile atomically", async () => {
+  const dir = Deno.makeTempDirSync();
+  Deno.writeTextFileSync(`${dir}/t.txt`, "The quick brown fox jumps over the lazy dog. ".repeat(4));
+  const r = await edgemoe(["profile", "-m", MODEL, "-f", `${dir}/t.txt`, "-o", `${dir}/p.json`, "-c", "16"]);
+  assertEquals(r.code, 0, r.err);
+  const p = JSON.parse(Deno.readTextFileSync(`${dir}/p.json`));
+  assertEquals([p.format, p.nLayers, p.nExperts], ["edgemoe.routing-profile", 2, 8]);
+  assert(p.tokens > 16);
+  assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["p.json", "t.txt"]);
+});
+
+Deno.test("edgemoe run: peak RSS stays under the memory budget (experts on disk)", async () => {
+  const budget = 160 << 20;
+  const r = await edgemoe([
+    "run",
+    "-m",
+    MODEL,
+    "-p",
+    "The quick brown fox",
+    "-n",
+    "16",
+    "--temp",
+    "0",
+    "--store",
+    "uring",
+    "--mem-budget",
+    String(budget),
+    "--stats",
+  ]);
+  assertEquals(r.code, 0, r.err);
+  const rss = Number(/peak RSS: .*\((\d+) bytes\)/.exec(r.err)?.[1]);
+  assert(rss > 0 && rss <= budget, `peak RSS ${rss} > budget ${budget}:\n${r.err}`);
+});

@@ -1,0 +1,59 @@
+import {
+  lookaheadPredictor,
+  noPredictor,
+  type PredictionContext,
+  ProfileBuilder,
+  profileFromJson,
+  profileToJson,
+  tablePredictor,
+} from "../src/predictor/predictor.ts";
+import { EdgeMoeError } from "../src/errors.ts";
+import { assertEquals, assertThrows } from "../src/std/assert.ts";
+
+const ctx = (routed: (Uint32Array | undefined)[], logits = new Float32Array(4)): PredictionContext => ({
+  hidden: new Float32Array(4),
+  routed,
+  routerLogits: () => logits,
+});
+
+Deno.test("table predictor: follows the profiled transitions and scores itself", () => {
+  const b = new ProfileBuilder(2, 4);
+  // Expert 1 in layer 0 is always followed by experts 2 and 3 in layer 1.
+  for (let i = 0; i < 5; i++) {
+    b.record(0, new Uint32Array([1, 0]));
+    b.record(1, new Uint32Array([3, 2]));
+  }
+  b.record(0, new Uint32Array([0]));
+  b.record(1, new Uint32Array([0]));
+  const p = tablePredictor(profileFromJson(profileToJson(b.profile())), 2);
+  assertEquals([...p.predict(1, ctx([new Uint32Array([1])]))].sort(), [2, 3]);
+  p.observe(1, new Uint32Array([3, 0]));
+  assertEquals(p.stats(), { predicted: 2, correct: 1, actual: 2 });
+  assertEquals(p.predict(0, ctx([])).length, 0); // nothing precedes layer 0
+});
+
+Deno.test("lookahead predictor: top-k of the next router's logits", () => {
+  const p = lookaheadPredictor(2);
+  assertEquals([...p.predict(1, ctx([], new Float32Array([0.1, 5, -1, 3])))], [1, 3]);
+  assertEquals(noPredictor().predict(1, ctx([])).length, 0);
+  assertThrows(() => lookaheadPredictor(0), EdgeMoeError, "depth");
+});
+
+Deno.test("profile files are validated", () => {
+  const good = JSON.parse(profileToJson(new ProfileBuilder(2, 2).profile()));
+  const cases: [unknown, string][] = [
+    ["{", "not JSON"],
+    [{ ...good, format: "x" }, '"format"'],
+    [{ ...good, nExperts: -1 }, '"nExperts"'],
+    [{ ...good, frequency: [[0, 0]] }, '"frequency" must be an array of 2 rows'],
+    [{ ...good, transitions: [[0, 0, 0, "1"]] }, "not a count"],
+  ];
+  for (const [v, msg] of cases) {
+    const e = assertThrows(() => profileFromJson(typeof v === "string" ? v : JSON.stringify(v)), EdgeMoeError, msg);
+    assertEquals(e.code, "corrupt_data");
+  }
+  assertEquals(
+    assertThrows(() => profileFromJson(JSON.stringify({ ...good, version: 9 })), EdgeMoeError).code,
+    "unsupported",
+  );
+});
