@@ -34,8 +34,6 @@ import {
 /** Largest `range()` a template may build (Jinja's sandbox uses the same cap). */
 export const MAX_RANGE = 100_000;
 
-export { EvalError };
-
 /** What builtins need from the running evaluator. */
 export interface BuiltinEnv {
   /** Longest string or list a builtin may build. */
@@ -831,7 +829,7 @@ const MONTHS = [
 const DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
 
 /** Python's `strftime` for the directives templates use, in local time (as `datetime.now()` gives it). */
-export function strftime(d: Date, fmt: string): string {
+function strftime(d: Date, fmt: string): string {
   const p2 = (n: number) => String(n).padStart(2, "0");
   return fmt.replace(/%(.)/g, (whole, c: string) => {
     switch (c) {
