@@ -247,6 +247,8 @@ export class Sampler {
   #rng: Mt19937;
 
   /**
+   * Creates a sampler for a vocabulary of `nVocab` tokens.
+   *
    * @param nVocab the vocabulary size
    * @param params sampling parameters (llama.cpp's defaults for those left out)
    * @param options the context size for `repeatLastN: -1`
