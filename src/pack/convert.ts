@@ -48,6 +48,8 @@ export interface ConvertOptions {
    * matrices whose type differs from the source's are converted with `transcode`.
    */
   plan?: { method: string; types: readonly (readonly string[])[]; transcode: Transcode };
+  /** The source recorded in the pack's plan (default: the input's file name). */
+  source?: string;
 }
 
 /** Converts `n` elements of GGML type id `from` to type `to` (e.g. dequantize, then quantize natively). */
@@ -148,7 +150,7 @@ export async function convertGgufToPack(input: string, output: string, opts: Con
     expertLayers: layers,
     expertCount: count,
     expert,
-    plan: { method: plan?.method ?? "copy", source: input.slice(input.lastIndexOf("/") + 1) },
+    plan: { method: plan?.method ?? "copy", source: opts.source ?? input.slice(input.lastIndexOf("/") + 1) },
     source: { bytes: src.size, hash: sourceHash(src, opts.checksum) },
   }, opts);
 }
