@@ -16,7 +16,8 @@ const USAGE = `usage: edgemoe kld -m MODEL --base BASE_MODEL -f TEXT [-c CTX] [-
 
 Evaluates BASE_MODEL and MODEL on the same windows of TEXT (as edgemoe perplexity) and prints
 the mean KL(base ‖ model) ± its standard error, its 99th percentile and maximum, how often the
-two agree on the most likely token, and both perplexities. Progress goes to stderr.`;
+two agree on the most likely token, and both perplexities. Progress goes to stderr. The base's
+log-probabilities are held in memory: vocabulary × scored positions × 8 bytes (bound it with --chunks).`;
 
 /** Runs `edgemoe kld`. */
 export function kld(argv: string[]): number {
