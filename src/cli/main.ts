@@ -13,6 +13,8 @@ import { profile } from "./profile.ts";
 import { run } from "./run.ts";
 import { chat } from "./chat.ts";
 import { serve } from "./serve.ts";
+import { synth } from "./synth.ts";
+import { bench } from "./bench.ts";
 
 /** A subcommand: its one-line summary and its entry point. */
 interface Command {
@@ -28,6 +30,8 @@ const COMMANDS: Record<string, Command> = {
   inspect: { summary: "show a GGUF file's or pack's architecture, tensors and metadata", run: inspect },
   convert: { summary: "convert a GGUF model into an expert-major pack", run: convert },
   profile: { summary: "record a model's expert routing on a text (for --predictor table)", run: profile },
+  synth: { summary: "write a synthetic MoE GGUF with random weights (benchmarks)", run: synth },
+  bench: { summary: "measure prompt and generation speed, llama-bench style, with MoE columns", run: bench },
 };
 
 function usage(): string {
