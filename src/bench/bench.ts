@@ -76,6 +76,12 @@ export function peakRss(): number {
   return m ? Number(m[1]) * 1024 : 0;
 }
 
+/** Bytes this process has read from storage (`read_bytes` of /proc/self/io), or 0. */
+export function diskReadBytes(): number {
+  const m = /read_bytes:\s+(\d+)/.exec(procFile("/proc/self/io") ?? "");
+  return m ? Number(m[1]) : 0;
+}
+
 /** Resets VmHWM to the current RSS (Linux `clear_refs` 5); false where not allowed. */
 export function resetPeakRss(): boolean {
   return procFile("/proc/self/clear_refs", "5") !== undefined;
@@ -128,6 +134,7 @@ interface Counters {
   predicted: number;
   correct: number;
   actual: number;
+  disk: number;
 }
 
 function counters(s: EngineStats): Counters {
@@ -139,6 +146,7 @@ function counters(s: EngineStats): Counters {
     predicted: s.predictor.predicted,
     correct: s.predictor.correct,
     actual: s.predictor.actual,
+    disk: diskReadBytes(),
   };
 }
 
@@ -200,6 +208,7 @@ export function runBench(path: string, opts: BenchOptions): BenchRecord[] {
     repetitions: opts.repetitions,
     expert_hit_rate: 1,
     bytes_read_per_token: 0,
+    disk_read_bytes_per_token: 0,
     io_wait_ns_per_token: 0,
     prefetch_precision: -1,
     prefetch_recall: -1,
@@ -235,6 +244,7 @@ export function runBench(path: string, opts: BenchOptions): BenchRecord[] {
       stddev_ts: ts.sd,
       expert_hit_rate: d("hits") + d("misses") > 0 ? d("hits") / (d("hits") + d("misses")) : 1,
       bytes_read_per_token: d("bytes") / n,
+      disk_read_bytes_per_token: d("disk") / n,
       io_wait_ns_per_token: d("waitNs") / n,
       prefetch_precision: d("predicted") > 0 ? d("correct") / d("predicted") : -1,
       prefetch_recall: d("actual") > 0 && d("predicted") > 0 ? d("correct") / d("actual") : -1,

@@ -31,7 +31,10 @@ export interface BenchRecord {
   stddev_ts: number;
   /** Experts found in the cache / experts acquired (1 when all experts are in RAM). */
   expert_hit_rate: number;
+  /** Bytes the expert store read per token. */
   bytes_read_per_token: number;
+  /** Bytes the process read from storage per token (`read_bytes` of /proc/self/io: page faults of mmap too). */
+  disk_read_bytes_per_token: number;
   io_wait_ns_per_token: number;
   /** Predicted experts the router used / experts predicted (-1: no prediction). */
   prefetch_precision: number;
@@ -65,6 +68,7 @@ export const BENCH_FIELDS: readonly (keyof BenchRecord)[] = [
   "stddev_ts",
   "expert_hit_rate",
   "bytes_read_per_token",
+  "disk_read_bytes_per_token",
   "io_wait_ns_per_token",
   "prefetch_precision",
   "prefetch_recall",
@@ -106,6 +110,7 @@ function markdown(records: readonly BenchRecord[]): string {
     "t/s",
     "hit rate",
     "read/tok",
+    "disk/tok",
     "I/O wait/tok",
     "prefetch P/R",
     "peak RSS",
@@ -113,7 +118,7 @@ function markdown(records: readonly BenchRecord[]): string {
   const rows = records.map((r) => [
     r.model_type,
     gib(r.model_size),
-    `${(r.model_n_params / 1e9).toFixed(2)} B`,
+    r.model_n_params >= 1e9 ? `${(r.model_n_params / 1e9).toFixed(2)} B` : `${(r.model_n_params / 1e6).toFixed(2)} M`,
     r.store,
     r.predictor,
     String(r.n_threads),
@@ -121,6 +126,7 @@ function markdown(records: readonly BenchRecord[]): string {
     `${r.avg_ts.toFixed(2)} ± ${r.stddev_ts.toFixed(2)}`,
     ratio(r.expert_hit_rate),
     `${(r.bytes_read_per_token / 1024 ** 2).toFixed(2)} MiB`,
+    `${(r.disk_read_bytes_per_token / 1024 ** 2).toFixed(2)} MiB`,
     `${(r.io_wait_ns_per_token / 1e6).toFixed(2)} ms`,
     `${ratio(r.prefetch_precision)} / ${ratio(r.prefetch_recall)}`,
     gib(r.peak_rss_bytes),

@@ -7,6 +7,7 @@
 import { runBench } from "../bench/bench.ts";
 import { type BenchOutput, formatBench } from "../bench/format.ts";
 import { EdgeMoeError } from "../errors.ts";
+import type { EngineOptions } from "../engine.ts";
 import { parseArgs } from "../std/cli.ts";
 import { choiceFlag, ENGINE_ALIASES, ENGINE_FLAGS, ENGINE_HELP, engineOptions, intFlag, stringFlag } from "./flags.ts";
 
@@ -36,8 +37,19 @@ function listFlag(v: unknown, name: string, fallback: number[]): number[] {
   });
 }
 
+/** Parsed `edgemoe bench` flags. */
+export interface BenchArgs {
+  model: string;
+  nPrompt: number[];
+  nGen: number[];
+  repetitions: number;
+  threads: number;
+  output: BenchOutput;
+  engine: EngineOptions;
+}
+
 /** Parsed `edgemoe bench` flags (exported for tests); undefined for --help. */
-export function benchArgs(argv: string[]) {
+export function benchArgs(argv: string[]): BenchArgs | undefined {
   const a = parseArgs(argv, {
     string: [...ENGINE_FLAGS, "n-prompt", "n-gen", "repetitions", "threads", "output"],
     boolean: ["help"],
