@@ -24,7 +24,15 @@
  *
  * @module
  */
-import { buildCommit, cpuInfo, diskReadBytes, peakRss, resetPeakRss, runBench } from "../src/bench/bench.ts";
+import {
+  benchTokens,
+  buildCommit,
+  cpuInfo,
+  diskReadBytes,
+  peakRss,
+  resetPeakRss,
+  runBench,
+} from "../src/bench/bench.ts";
 import { type BenchRecord, formatBench, meanSd } from "../src/bench/format.ts";
 import { EdgeMoeError } from "../src/errors.ts";
 import { NativeLibrary } from "../ffi/native.ts";
@@ -51,17 +59,15 @@ function llamaBench(a: WorkerArgs): BenchRecord[] {
   const t0 = performance.now();
   using m = LlamaModel.load(a.model, { threads: a.threads, nCtx: a.nPrompt + a.nGen + 1 });
   const loadMs = performance.now() - t0;
-  const tokens = (n: number, seed: number) =>
-    Array.from({ length: n }, (_, i) => (seed * 7919 + i * 104729) % m.nVocab);
-  m.greedy(tokens(1, 0), 0);
+  m.greedy(benchTokens(1, m.nVocab, 7), 0);
   const records: BenchRecord[] = [];
-  for (const [nPrompt, nGen] of [[a.nPrompt, 0], [0, a.nGen]]) {
-    if (nPrompt + nGen === 0) continue;
+  const tests = [[a.nPrompt, 0], [0, a.nGen]].filter(([p, g]) => p + g > 0);
+  for (const [index, [nPrompt, nGen]] of tests.entries()) {
     resetPeakRss();
     const disk0 = diskReadBytes();
     const times: number[] = [];
     for (let rep = 0; rep < a.reps; rep++) {
-      const ids = tokens(nPrompt + nGen, rep + 1);
+      const ids = benchTokens(nPrompt + nGen, m.nVocab, 1 + rep + 1000 * index);
       const s = performance.now();
       // greedy(p, 0) is one batched decode of p with only the last logits (llama-bench's prompt test);
       // greedy([t], n - 1) is n single-token decodes (its generation test, plus an argmax per token).

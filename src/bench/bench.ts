@@ -151,7 +151,7 @@ function counters(s: EngineStats): Counters {
 }
 
 /** Deterministic pseudo-random token ids in `[0, vocab)` (llama-bench feeds random tokens too). */
-function tokens(n: number, vocab: number, seed: number): number[] {
+export function benchTokens(n: number, vocab: number, seed: number): number[] {
   let x = seed >>> 0 || 1;
   return Array.from({ length: n }, () => {
     x ^= x << 13;
@@ -189,7 +189,7 @@ export function runBench(path: string, opts: BenchOptions): BenchRecord[] {
   const started = new Date().toISOString();
   using engine = Engine.open(path, { ...opts.engine, lib, nCtx: Math.max(opts.engine.nCtx ?? 0, longest) });
   const vocab = engine.model.hp.nVocab;
-  engine.evaluate(tokens(1, vocab, 7));
+  engine.evaluate(benchTokens(1, vocab, 7));
   engine.reset();
   const base: Omit<BenchRecord, "n_prompt" | "n_gen" | "avg_ns" | "stddev_ns" | "avg_ts" | "stddev_ts"> = {
     build_commit: buildCommit(),
@@ -215,14 +215,15 @@ export function runBench(path: string, opts: BenchOptions): BenchRecord[] {
     peak_rss_bytes: 0,
   };
   const records: BenchRecord[] = [];
-  for (const t of tests) {
+  for (const [index, t] of tests.entries()) {
     const name = t.nGen === 0 ? `pp${t.nPrompt}` : `tg${t.nGen}`;
     const times: number[] = [];
     resetPeakRss();
     const before = counters(engine.stats());
     for (let rep = 0; rep < opts.repetitions; rep++) {
       engine.reset();
-      const ids = tokens(t.nPrompt + t.nGen, vocab, 1 + rep);
+      // Other tokens for every test and repetition: no test starts with the experts of the one before.
+      const ids = benchTokens(t.nPrompt + t.nGen, vocab, 1 + rep + 1000 * index);
       const t0 = performance.now();
       if (t.nPrompt > 0) engine.evaluate(ids);
       else for (const id of ids) engine.evaluate([id]);
