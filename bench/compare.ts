@@ -264,6 +264,10 @@ async function runWorker(w: WorkerArgs, cap: number, cold: boolean): Promise<{ r
   return { records: JSON.parse(stdout.split("\n").at(-1)!), peak: group?.peak() ?? 0 };
 }
 
+const TSV_HEADER =
+  "date\tcommit\tcpu\tmodel\tmodel_bytes\tcap_bytes\tcache\tengine\tthreads\ttest\tavg_ts\tstddev_ts\t" +
+  "disk_read_bytes_per_token\tcgroup_peak_bytes\tpeak_rss_bytes\texpert_hit_rate\tdisk_gbps\tmem_gbps\tio_bound_ts\tmem_bound_ts\n";
+
 const USAGE =
   `usage: deno run -A bench/compare.ts -m MODEL.gguf [--pack PACK] [--cap SIZE[,SIZE...]] [-p N] [-n N] [-r R]
          [--threads T] [--engines ${ENGINES.join(",")}] [--cold] [--disk-gbps X] [--mem-gbps X] [--results FILE]`;
@@ -332,7 +336,19 @@ async function main(argv: string[]): Promise<number> {
     } GB/s (one thread); ${base.threads} threads; commit ${commit}`,
   );
   const rows: string[][] = [];
-  const tsv: string[] = [];
+  const results = typeof a.results === "string" ? a.results : new URL("./results.tsv", import.meta.url).pathname;
+  let appended = 0;
+  /** Each run's rows are appended as soon as it ends (a long run interrupted keeps what it measured). */
+  const append = (lines: string[]) => {
+    let exists = true;
+    try {
+      Deno.statSync(results);
+    } catch {
+      exists = false;
+    }
+    Deno.writeTextFileSync(results, (exists ? "" : TSV_HEADER) + lines.map((l) => l + "\n").join(""), { append: true });
+    appended += lines.length;
+  };
   for (const cap of caps) {
     const tps = new Map<string, number>();
     for (const engine of engines) {
@@ -347,6 +363,7 @@ async function main(argv: string[]): Promise<number> {
         continue;
       }
       console.error(formatBench(result.records, "md"));
+      const tsv: string[] = [];
       for (const r of result.records) {
         const test = r.n_gen === 0 ? `pp${r.n_prompt}` : `tg${r.n_gen}`;
         const missed = r.disk_read_bytes_per_token;
@@ -388,6 +405,7 @@ async function main(argv: string[]): Promise<number> {
           memBound.toFixed(2),
         ].join("\t"));
       }
+      append(tsv);
     }
   }
   const head = [
@@ -404,17 +422,7 @@ async function main(argv: string[]): Promise<number> {
   const width = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (c: string[]) => `| ${c.map((x, i) => x.padEnd(width[i])).join(" | ")} |`;
   console.log([line(head), `| ${width.map((w) => "-".repeat(w)).join(" | ")} |`, ...rows.map(line)].join("\n"));
-  const results = typeof a.results === "string" ? a.results : new URL("./results.tsv", import.meta.url).pathname;
-  let exists = true;
-  try {
-    Deno.statSync(results);
-  } catch {
-    exists = false;
-  }
-  const header = "date\tcommit\tcpu\tmodel\tmodel_bytes\tcap_bytes\tcache\tengine\tthreads\ttest\tavg_ts\tstddev_ts\t" +
-    "disk_read_bytes_per_token\tcgroup_peak_bytes\tpeak_rss_bytes\texpert_hit_rate\tdisk_gbps\tmem_gbps\tio_bound_ts\tmem_bound_ts\n";
-  Deno.writeTextFileSync(results, (exists ? "" : header) + tsv.map((l) => l + "\n").join(""), { append: true });
-  console.log(`appended ${tsv.length} rows to ${results}`);
+  console.log(`appended ${appended} rows to ${results}`);
   return 0;
 }
 
