@@ -1,7 +1,7 @@
 /**
  * `edgemoe synth`: files deterministic for a seed, valid for llama.cpp (which
- * loads them and whose logits our engine matches), readable by gguf-py's
- * reading of the fixture generator's keys, and convertible to a pack; flags validated.
+ * loads them, tokenizes with their merges, and whose logits our engine
+ * matches, on the GGUF and on its pack); sizes as predicted; flags validated.
  */
 import { NativeLibrary } from "../mod.ts";
 import { createEngine } from "../src/engine.ts";
