@@ -96,6 +96,25 @@ for (const type of ["f32", "f16"] as const) {
   });
 }
 
+Deno.test("synth q4_k / q8_0: llama.cpp loads the natively quantized files and computes finite logits", async () => {
+  using lib = NativeLibrary.open();
+  const dir = await Deno.makeTempDir();
+  try {
+    for (const type of ["q4_k", "q8_0"]) {
+      const path = `${dir}/${type}.gguf`;
+      await writeSynth(lib, path, { ...TINY, hidden: 256, expertFfn: 256, heads: 4, kvHeads: 2, headDim: 64, type });
+      using f = GgufFile.open(path);
+      assertEquals(f.tensor("blk.1.ffn_down_exps.weight")!.type.name, type);
+      using llama = LlamaModel.load(path, { threads: 1 });
+      const [logits] = llama.evaluate([3, 200, 17]).slice(-1);
+      assert(logits.every(Number.isFinite), `${type}: non-finite logits`);
+      assert(Math.max(...logits) > Math.min(...logits), `${type}: constant logits`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("synth: presets have the real shapes; bad specs and flags are refused", async () => {
   const q = SYNTH_PRESETS["qwen3-30b-a3b"];
   assertEquals([q.layers, q.experts, q.topK, q.hidden, q.expertFfn, q.heads, q.kvHeads, q.headDim], [
