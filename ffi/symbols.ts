@@ -10,7 +10,7 @@
  */
 
 /** The ABI version these bindings speak; must equal `emoe_abi_version()`. */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 /** Bit positions of `emoe_cpu_features` (zig/src/cpu.zig `Feature`). */
 export const CPU_FEATURE_BITS = {
@@ -52,6 +52,19 @@ export const symbols = {
     parameters: ["buffer", "usize", "buffer", "usize", "buffer", "usize", "usize", "usize"],
     result: "i32",
   },
+  /** i32 emoe_pool_create(u32 threads, void** out) */
+  emoe_pool_create: { parameters: ["u32", "buffer"], result: "i32" },
+  /** i32 emoe_pool_destroy(void* pool) */
+  emoe_pool_destroy: { parameters: ["pointer"], result: "i32" },
+  /** i32 emoe_quantize(u32 type, f32* src, usize n, u8* dst, usize dst_len) */
+  emoe_quantize: { parameters: ["u32", "buffer", "usize", "buffer", "usize"], result: "i32" },
+  /** i32 emoe_dequantize(u32 type, u8* src, usize src_len, f32* dst, usize n) */
+  emoe_dequantize: { parameters: ["u32", "buffer", "usize", "buffer", "usize"], result: "i32" },
+  /** i32 emoe_matvec(void* pool, u32 type, u8* w, usize w_len, f32* x, usize x_len, f32* y, usize y_len, usize rows, usize cols) */
+  emoe_matvec: {
+    parameters: ["pointer", "u32", "buffer", "usize", "buffer", "usize", "buffer", "usize", "usize", "usize"],
+    result: "i32",
+  },
   /** i32 emoe_store_open(u8* path, usize path_len, StoreOptions* opts, void** out) */
   emoe_store_open: { parameters: ["buffer", "usize", "buffer", "buffer"], result: "i32" },
   /** i32 emoe_store_close(void* store) */
@@ -70,16 +83,18 @@ export const symbols = {
 
 /**
  * `StoreOptions` (zig/src/io/store.zig `Options`), as u32/u64 fields at these
- * byte offsets; 32 bytes in all (asserted at compile time on the Zig side).
+ * byte offsets; 40 bytes in all (asserted at compile time on the Zig side).
  */
 export const STORE_OPTIONS_LAYOUT = {
-  size: 32,
+  size: 40,
   backend: 0,
   slotCount: 4,
   slotBytes: 8,
   queueDepth: 16,
   threads: 20,
   direct: 24,
+  faultMode: 28,
+  faultAfter: 32,
 } as const;
 
 /** `StoreStats` (zig/src/io/store.zig `Stats`): u64 fields in this order. */
