@@ -54,12 +54,14 @@ const pair_lanes = step_bytes / 2;
 
 /// For step k: the scale of each i16 pair lane (lane i covers weights k·B + 2i, +1).
 fn pairScaleMask(comptime k: usize) @Vector(pair_lanes, i32) {
+    @setEvalBranchQuota(10_000);
     var m: @Vector(pair_lanes, i32) = undefined;
     for (0..pair_lanes) |i| m[i] = @intCast((k * step_bytes + 2 * i) / 16);
     return m;
 }
 
 fn evenOdd(comptime n: usize, comptime odd: bool) @Vector(n, i32) {
+    @setEvalBranchQuota(10_000);
     var m: @Vector(n, i32) = undefined;
     for (0..n) |i| m[i] = @intCast(2 * i + @intFromBool(odd));
     return m;
@@ -85,35 +87,51 @@ inline fn pairs32(p: @Vector(pair_lanes, i16), s: @Vector(pair_lanes, i16)) @Vec
     return pe * se + po * so;
 }
 
+pub const U8x32 = @Vector(32, u8);
+
+/// The `step_bytes` unsigned weights of step k, from 32-weight chunks.
+inline fn stepWeights(src: anytype, comptime chunk: anytype, comptime k: usize) @Vector(step_bytes, u8) {
+    if (step_bytes == 32) return chunk(src, k);
+    if (step_bytes == 64) {
+        comptime var m: [64]i32 = undefined;
+        inline for (0..32) |i| {
+            m[i] = i;
+            m[32 + i] = ~@as(i32, i);
+        }
+        return @shuffle(u8, chunk(src, 2 * k), chunk(src, 2 * k + 1), m);
+    }
+    comptime var m: [step_bytes]i32 = undefined;
+    inline for (0..step_bytes) |i| m[i] = (k % 2) * step_bytes + i;
+    return @shuffle(u8, chunk(src, k / 2), undefined, m);
+}
+
 /// SIMD: Σ_j sc[j] · Σ_{i in sub-block j} u[i]·a[i] for unsigned weights
 /// u ≤ 63 (a type with signed values q = u − o adds −o·minSum(sc)). Exact.
-pub inline fn scaledSumUnsigned(u: *const [qk]u8, a: *const [qk]i8, sc: *const [16]i16) i32 {
+/// `chunk(src, c)` gives weights 32c … 32c+31, so they stay in registers.
+pub inline fn scaledSumUnsigned(src: anytype, comptime chunk: anytype, a: *const [qk]i8, sc: *const [16]i16) i32 {
     const scv: @Vector(16, i16) = sc.*;
     var acc: @Vector(pair_lanes / 2, i32) = @splat(0);
     inline for (0..qk / step_bytes) |k| {
-        const uv: @Vector(step_bytes, u8) = u[k * step_bytes ..][0..step_bytes].*;
         const av: @Vector(step_bytes, i8) = a[k * step_bytes ..][0..step_bytes].*;
-        acc += pairs32(pairs(uv, av), @shuffle(i16, scv, undefined, pairScaleMask(k)));
+        acc += pairs32(pairs(stepWeights(src, chunk, k), av), @shuffle(i16, scv, undefined, pairScaleMask(k)));
     }
     return @reduce(.Add, acc);
 }
 
 /// The integer sum of one block: `unpackSigned` (scalar reference) gives the
-/// values q, `unpackUnsigned` (SIMD) gives u = q + offset.
+/// values q, `chunk` (SIMD) gives u = q + offset, 32 at a time.
 pub inline fn blockSum(
     comptime simd: bool,
     comptime offset: i32,
     comptime B: type,
     comptime unpackSigned: fn (*const B, *[qk]i8) void,
-    comptime unpackUnsigned: fn (*const B, *[qk]u8) void,
+    comptime chunk: anytype,
     b: *const B,
     a: *const q8_k.Block,
     sc: *const [16]i16,
 ) i32 {
     if (simd) {
-        var u: [qk]u8 = undefined;
-        unpackUnsigned(b, &u);
-        const s = scaledSumUnsigned(&u, &a.qs, sc);
+        const s = scaledSumUnsigned(b, chunk, &a.qs, sc);
         return if (offset == 0) s else s - offset * minSum(sc, a);
     }
     var q: [qk]i8 = undefined;
@@ -466,6 +484,10 @@ test "scale/min packing round-trips every 6-bit pair" {
     }
 }
 
+fn arrayChunk(u: *const [qk]u8, comptime c: usize) U8x32 {
+    return u[32 * c ..][0..32].*;
+}
+
 test "scaledSumUnsigned equals the scalar sum of the signed values, including extremes" {
     var prng = std.Random.DefaultPrng.init(3);
     const r = prng.random();
@@ -487,6 +509,6 @@ test "scaledSumUnsigned equals the scalar sum of the signed values, including ex
             for (a[16 * j ..][0..16]) |v| t += v;
             b.* = t;
         }
-        try std.testing.expectEqual(scaledSumGeneric(&q, &a, &sc), scaledSumUnsigned(&u, &a, &sc) - 32 * minSum(&sc, &blk));
+        try std.testing.expectEqual(scaledSumGeneric(&q, &a, &sc), scaledSumUnsigned(&u, arrayChunk, &a, &sc) - 32 * minSum(&sc, &blk));
     }
 }
