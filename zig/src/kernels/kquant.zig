@@ -16,8 +16,11 @@ const q8_k = @import("q8_k.zig");
 pub const qk = 256;
 
 /// Round to nearest, ties to even (for |x| < 2^22), like `lrintf`.
+/// Saturates at ±2^22 and maps NaN to 0, so no input reaches undefined behaviour.
 pub inline fn nearestInt(x: f32) i32 {
     const magic: f32 = 12582912.0; // 1.5 * 2^23
+    const limit: f32 = 4194303.0;
+    if (!(@abs(x) <= limit)) return if (x > 0) 4194303 else if (x < 0) -4194303 else 0;
     return @intFromFloat((x + magic) - magic);
 }
 
@@ -412,6 +415,12 @@ pub const testing = struct {
         // One all-zero block and one constant block: edge cases of the searches.
         @memset(x[0..qk], 0);
         @memset(x[qk .. 2 * qk], 0.25);
+        // The largest accepted magnitudes give finite block scales.
+        for (x[0..qk], 0..) |*v, i| v.* = if (i % 3 == 0) T.max_abs else if (i % 3 == 1) -T.max_abs else 0.5 * T.max_abs;
+        T.quantize(x[0..qk], blocks[0..1]);
+        T.dequantize(blocks[0..1], y[0..qk]);
+        for (y[0..qk]) |v| try std.testing.expect(std.math.isFinite(v));
+        @memset(x[0..qk], 0);
         T.quantize(x, blocks);
         T.dequantize(blocks, y);
         try std.testing.expectEqual(@as(f32, 0), std.mem.max(f32, y[0..qk]));
@@ -455,6 +464,9 @@ test "nearestInt rounds ties to even" {
     try std.testing.expectEqual(@as(i32, 4), nearestInt(3.5));
     try std.testing.expectEqual(@as(i32, -2), nearestInt(-2.5));
     try std.testing.expectEqual(@as(i32, -3), nearestInt(-2.51));
+    try std.testing.expectEqual(@as(i32, 0), nearestInt(std.math.nan(f32)));
+    try std.testing.expectEqual(@as(i32, 4194303), nearestInt(std.math.inf(f32)));
+    try std.testing.expectEqual(@as(i32, -4194303), nearestInt(-1e30));
 }
 
 test "signedAbsMax keeps the sign of the largest magnitude" {

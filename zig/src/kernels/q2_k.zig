@@ -15,6 +15,10 @@ pub const Block = extern struct {
     d: f16,
     dmin: f16,
 };
+/// The largest magnitude `quantize` accepts: beyond it the f16 block scales
+/// would overflow (d and dmin are the largest scale and offset over 15: offsets reach |x|; 65504 is f16's largest).
+pub const max_abs: f32 = 8.0e5;
+
 comptime {
     std.debug.assert(@sizeOf(Block) == 84);
 }

@@ -18,6 +18,10 @@ pub const Block = extern struct {
     scales: [12]u8,
     d: f16,
 };
+/// The largest magnitude `quantize` accepts: beyond it the f16 block scales
+/// would overflow (d is the largest sub-block scale (about |x|/3) over 32; 65504 is f16's largest).
+pub const max_abs: f32 = 5.0e6;
+
 comptime {
     std.debug.assert(@sizeOf(Block) == 110);
 }

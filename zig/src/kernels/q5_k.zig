@@ -18,6 +18,10 @@ pub const Block = extern struct {
     qh: [block_elems / 8]u8,
     qs: [block_elems / 2]u8,
 };
+/// The largest magnitude `quantize` accepts: beyond it the f16 block scales
+/// would overflow (dmin is the largest offset (up to about |x|) over 63; 65504 is f16's largest).
+pub const max_abs: f32 = 3.5e6;
+
 comptime {
     std.debug.assert(@sizeOf(Block) == 176);
 }

@@ -17,6 +17,10 @@ pub const Block = extern struct {
     scales: [block_elems / 16]i8,
     d: f16,
 };
+/// The largest magnitude `quantize` accepts: beyond it the f16 block scales
+/// would overflow (d is the largest sub-block scale (about |x|/32) over 128; 65504 is f16's largest).
+pub const max_abs: f32 = 1.0e8;
+
 comptime {
     std.debug.assert(@sizeOf(Block) == 210);
 }
