@@ -6,7 +6,7 @@
  */
 import { EdgeMoeError } from "./errors.ts";
 import { NativeLibrary } from "../ffi/native.ts";
-import type { StoreBackend } from "../ffi/slot_reader.ts";
+import type { ReadFault, StoreBackend } from "../ffi/slot_reader.ts";
 import { GgufFile } from "./gguf/mod.ts";
 import { isPack, PackFile } from "./pack/mod.ts";
 import { ggufWeights } from "./models/gguf_weights.ts";
@@ -52,6 +52,8 @@ export interface EngineOptions {
   onRoute?: (layer: number, ids: Uint32Array) => void;
   /** A chat template (Jinja source) replacing the model's `tokenizer.chat_template`. */
   chatTemplate?: string;
+  /** Inject a read fault into the expert store (testing what a failing disk does). */
+  storeFault?: ReadFault;
 }
 
 /** Options of {@linkcode Engine.generate}. */
@@ -153,7 +155,17 @@ export class Engine implements Disposable {
       let experts: ExpertStore | undefined;
       let source: ExpertSource | undefined;
       if (plan.store !== "ram") {
-        experts = openStore(lib, path, file, pack, plan.plan!, plan.store, opts.cachePolicy ?? "lru", plan.parts);
+        experts = openStore(
+          lib,
+          path,
+          file,
+          pack,
+          plan.plan!,
+          plan.store,
+          opts.cachePolicy ?? "lru",
+          plan.parts,
+          opts.storeFault,
+        );
         source = experts;
       }
       try {
@@ -408,10 +420,11 @@ function openStore(
   backend: StoreBackend,
   policy: string,
   parts: number,
+  fault: ReadFault | undefined,
 ): ExpertStore {
   const a = file.getString("general.architecture");
   const nLayer = file.getInt(`${a}.block_count`), nExpert = file.getInt(`${a}.expert_count`);
-  const reader = lib.openSlotReader(path, { backend, slotCount: plan.slotCount, slotBytes: plan.slotBytes });
+  const reader = lib.openSlotReader(path, { backend, slotCount: plan.slotCount, slotBytes: plan.slotBytes, fault });
   const view = (name: string, type: number, dims: readonly number[], data: Uint8Array): TensorData => ({
     name,
     type,
