@@ -55,12 +55,31 @@ export {
   type PackWriteOptions,
   writePack,
 } from "./src/pack/mod.ts";
+export {
+  SAFETENSORS_DTYPE_BYTES,
+  type SafetensorsDtype,
+  SafetensorsFile,
+  SafetensorsModel,
+  type SafetensorsTensor,
+} from "./src/safetensors/mod.ts";
+export {
+  convertHfToGguf,
+  type GgufArchitecture,
+  HF_ARCHITECTURES,
+  type HfArchitecture,
+  type HfConvertOptions,
+  type HfConvertResult,
+  type HfModelConfig,
+  readHfConfig,
+} from "./src/hf/mod.ts";
 export type { DecodeOptions, EncodeOptions, StreamDecoder, Tokenizer, TokenKind } from "./src/types.ts";
 export {
+  type GgufMetadataSource,
   type GgufTokenizerMetadata,
   specFromGguf,
   specFromHf,
   tokenizerFromGguf,
+  tokenizerFromGgufFile,
   tokenizerFromHf,
   type TokenizerSpec,
   VocabTokenizer,

@@ -15,7 +15,7 @@ import type { ExpertSource, TensorData } from "./models/weights.ts";
 import { ExpertStore, type ExpertStoreStats } from "./store/expert_store.ts";
 import { cachePolicy } from "./store/policy.ts";
 import { availableMemory, type MemoryNeeds, type MemoryPlan, parseSize, planMemory } from "./store/budget.ts";
-import { tokenizerFromGguf } from "./tokenizer/mod.ts";
+import { tokenizerFromGgufFile } from "./tokenizer/mod.ts";
 import type { Tokenizer } from "./types.ts";
 import { type ChatMessage, ChatTemplate } from "./template/chat_template.ts";
 import {
@@ -83,6 +83,8 @@ export interface EngineStats {
   store?: ExpertStoreStats;
   /** The predictor's precision/recall counts. */
   predictor: PredictorStats & { name: string };
+  /** The largest resident set of the process seen after any token (sampled per token). */
+  peakRssBytes: number;
 }
 
 const EXPERT_TENSOR = /^blk\.\d+\.ffn_(gate|up|down)(_exps|\.\d+)\.weight$/;
@@ -113,6 +115,7 @@ export class Engine implements Disposable {
   #chat: ChatTemplate | undefined;
   #tokens: number[] = [];
   #evaluated = 0;
+  #peakRss = 0;
   #closed = false;
 
   private constructor(
@@ -144,8 +147,7 @@ export class Engine implements Disposable {
     try {
       const pack = isPack(file) ? PackFile.fromGguf(file) : undefined;
       const weights = ggufWeights(file);
-      const meta = new Map([...file.metadata].map(([k, v]) => [k, v.value]));
-      const tokenizer = tokenizerFromGguf(meta);
+      const tokenizer = tokenizerFromGgufFile(file);
       const nCtxTrain = weights.number(`${weights.arch}.context_length`) ?? 4096;
       const nCtx = opts.nCtx ?? Math.min(nCtxTrain, 4096);
       if (!Number.isInteger(nCtx) || nCtx < 1) {
@@ -216,6 +218,8 @@ export class Engine implements Disposable {
       logits = this.model.forward(tokens[i], this.#tokens.length);
       this.#tokens.push(tokens[i]);
       this.#evaluated++;
+      // getrusage's peak would include whatever the parent had when it forked us; sample instead.
+      this.#peakRss = Math.max(this.#peakRss, Deno.memoryUsage().rss);
     }
     return logits;
   }
@@ -275,6 +279,7 @@ export class Engine implements Disposable {
       tokensEvaluated: this.#evaluated,
       store: this.#experts?.stats(),
       predictor: { name: this.#predictor.name, ...this.#predictor.stats() },
+      peakRssBytes: this.#peakRss,
     };
   }
 

@@ -7,7 +7,7 @@
 import { createEngine } from "../engine.ts";
 import { Sampler } from "../sampler/sampler.ts";
 import { parseArgs } from "../std/cli.ts";
-import { formatSize, peakRss } from "../store/budget.ts";
+import { formatSize } from "../store/budget.ts";
 import {
   ENGINE_ALIASES,
   ENGINE_FLAGS,
@@ -87,8 +87,7 @@ export function run(argv: string[]): number {
           } ms waiting`,
       );
     }
-    const rss = peakRss();
-    lines.push(`peak RSS: ${formatSize(rss)} (${rss} bytes)`);
+    lines.push(`peak RSS: ${formatSize(s.peakRssBytes)} (${s.peakRssBytes} bytes)`);
     const p = s.predictor;
     if (p.predicted > 0) {
       lines.push(

@@ -171,7 +171,7 @@ class Cursor {
   #view = new DataView(this.#buf.buffer);
   #bufStart = 0;
   pos = 0;
-  readonly #decoder = new TextDecoder();
+  readonly #decoder = new TextDecoder("utf-8", { ignoreBOM: true }); // keep a leading U+FEFF: it is part of the string (e.g. a token)
 
   constructor(readonly src: ByteSource, readonly fail: (code: EdgeMoeErrorCode, detail: string) => EdgeMoeError) {}
 

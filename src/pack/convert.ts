@@ -40,6 +40,8 @@ export interface ConvertOptions {
   checksum: (bytes: Uint8Array) => bigint;
   /** Called after each expert blob is written. */
   onExpert?: (done: number, total: number) => void;
+  /** The source recorded in the pack's plan (default: the input's file name). */
+  source?: string;
 }
 
 /**
@@ -105,7 +107,7 @@ export async function convertGgufToPack(input: string, output: string, opts: Con
     expertLayers: layers,
     expertCount: count,
     expert,
-    plan: { method: "copy", source: input.slice(input.lastIndexOf("/") + 1) },
+    plan: { method: "copy", source: opts.source ?? input.slice(input.lastIndexOf("/") + 1) },
     source: { bytes: src.size, hash: sourceHash(src, opts.checksum) },
   }, opts);
 }

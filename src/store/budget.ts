@@ -4,7 +4,6 @@
  *
  * @module
  */
-import process from "node:process";
 import { EdgeMoeError } from "../errors.ts";
 
 const UNITS: Readonly<Record<string, number>> = {
@@ -129,9 +128,4 @@ export function availableMemory(): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** This process's peak resident set in bytes (getrusage's ru_maxrss). */
-export function peakRss(): number {
-  return process.resourceUsage().maxRSS * 1024;
 }

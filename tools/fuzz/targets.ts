@@ -11,6 +11,8 @@ import { PackFile } from "../../src/pack/mod.ts";
 import { tokenizerFromHf } from "../../src/tokenizer/mod.ts";
 import { ChatTemplate } from "../../src/template/chat_template.ts";
 import { ProfileBuilder, profileFromJson, profileToJson } from "../../src/predictor/predictor.ts";
+import { parseSafetensorsHeader, parseSafetensorsPrefix } from "../../src/safetensors/mod.ts";
+import { archMetadata, parseHfConfig, planTensors, tokenizerMetadata } from "../../src/hf/mod.ts";
 
 const FIXTURES = new URL("../../tests/fixtures/", import.meta.url);
 const read = (p: string) => Deno.readFileSync(new URL(p, FIXTURES));
@@ -90,5 +92,41 @@ export const TARGETS: readonly FuzzTarget[] = [
       return [new TextEncoder().encode(profileToJson(p.profile()))];
     },
     run: (b) => void profileFromJson(text(b)),
+  },
+  {
+    name: "safetensors",
+    seeds: () => {
+      const header = JSON.stringify({
+        __metadata__: { format: "pt" },
+        a: { dtype: "F32", shape: [2, 3], data_offsets: [0, 24] },
+        b: { dtype: "BF16", shape: [4], data_offsets: [24, 32] },
+        c: { dtype: "U8", shape: [0], data_offsets: [32, 32] },
+      });
+      const h = new TextEncoder().encode(header);
+      const file = new Uint8Array(8 + h.length + 32);
+      new DataView(file.buffer).setBigUint64(0, BigInt(h.length), true);
+      file.set(h, 8);
+      return [file];
+    },
+    run: (b) => {
+      const n = parseSafetensorsPrefix(b, b.length, "fuzz.safetensors");
+      const header = parseSafetensorsHeader(b.subarray(8, 8 + n), b.length, "fuzz.safetensors");
+      for (const t of header.tensors.values()) {
+        if (t.fileOffset < 8 + n || t.fileOffset + t.byteLength > b.length) {
+          throw new Error(`tensor ${t.name} accepted outside the data section`);
+        }
+      }
+    },
+  },
+  {
+    name: "hf_config",
+    seeds: () => ["mixtral", "qwen2moe", "qwen3moe", "olmoe"].map((a) => read(`hf/${a}/config.json`)),
+    run: (b) => {
+      const cfg = parseHfConfig(text(b), "fuzz/config.json");
+      archMetadata(cfg);
+      if (cfg.numLayers * cfg.numExperts <= 1 << 16) planTensors(cfg, () => true);
+      const tok = cfg.arch === "llama" ? "mixtral" : "qwen3moe";
+      tokenizerMetadata(cfg, text(read(`hf/${tok}/tokenizer.json`)), undefined, "fuzz");
+    },
   },
 ];
