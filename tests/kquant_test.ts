@@ -144,7 +144,7 @@ Deno.test("K-quant matvec is close to libggml's vec_dot on the same blocks and Q
   }
 });
 
-Deno.test("K-quants: Q8_K is refused as a weight type, and rows must hold whole 256-blocks", () => {
+Deno.test("K-quants: Q8_K is refused as a weight type; partial blocks, non-finite and too-large values are refused", () => {
   using lib = NativeLibrary.open();
   assertThrows(
     () => lib.matvec("q8_k", new Uint8Array(292), new Float32Array(256), new Float32Array(1), 1, 256),
@@ -162,4 +162,11 @@ Deno.test("K-quants: Q8_K is refused as a weight type, and rows must hold whole 
     "src[0] is inf",
   );
   assertEquals(e.code, "invalid_argument");
+  // Beyond what an f16 block scale can hold: refused, not turned into inf/NaN.
+  const big = new Float32Array(512).fill(0.5);
+  big[300] = -1e7;
+  assertThrows(() => lib.quantize("q4_k", big), EdgeMoeError, "src[300] is -10000000, beyond ±3500000");
+  big[300] = 1e6;
+  assertThrows(() => lib.quantize("q2_k", big), EdgeMoeError, "beyond ±800000");
+  assert(lib.dequantize("q6_k", lib.quantize("q6_k", big), 512).every(Number.isFinite));
 });

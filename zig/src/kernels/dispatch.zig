@@ -92,6 +92,10 @@ fn quantizeAs(comptime K: type, t: GgmlType, src: []const f32, dst: []u8) Error!
     if (K.block_elems > 1) {
         for (src, 0..) |v, i| if (!std.math.isFinite(v))
             return status.fail(error.InvalidArgument, "quantize {s}: src[{d}] is {d}; quantized types need finite values", .{ @tagName(t), i, v });
+        if (@hasDecl(K, "max_abs")) {
+            for (src, 0..) |v, i| if (@abs(v) > K.max_abs)
+                return status.fail(error.InvalidArgument, "quantize {s}: src[{d}] is {d}, beyond ±{d}, the largest magnitude whose block scales fit in f16", .{ @tagName(t), i, v, K.max_abs });
+        }
     }
     K.quantize(src, try blocksMut(K.Block, dst, "dst"));
 }

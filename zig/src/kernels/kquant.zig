@@ -16,8 +16,11 @@ const q8_k = @import("q8_k.zig");
 pub const qk = 256;
 
 /// Round to nearest, ties to even (for |x| < 2^22), like `lrintf`.
+/// Saturates at ±2^22 and maps NaN to 0, so no input reaches undefined behaviour.
 pub inline fn nearestInt(x: f32) i32 {
     const magic: f32 = 12582912.0; // 1.5 * 2^23
+    const limit: f32 = 4194303.0;
+    if (!(@abs(x) <= limit)) return if (x > 0) 4194303 else if (x < 0) -4194303 else 0;
     return @intFromFloat((x + magic) - magic);
 }
 
@@ -54,12 +57,14 @@ const pair_lanes = step_bytes / 2;
 
 /// For step k: the scale of each i16 pair lane (lane i covers weights k·B + 2i, +1).
 fn pairScaleMask(comptime k: usize) @Vector(pair_lanes, i32) {
+    @setEvalBranchQuota(10_000);
     var m: @Vector(pair_lanes, i32) = undefined;
     for (0..pair_lanes) |i| m[i] = @intCast((k * step_bytes + 2 * i) / 16);
     return m;
 }
 
 fn evenOdd(comptime n: usize, comptime odd: bool) @Vector(n, i32) {
+    @setEvalBranchQuota(10_000);
     var m: @Vector(n, i32) = undefined;
     for (0..n) |i| m[i] = @intCast(2 * i + @intFromBool(odd));
     return m;
@@ -85,35 +90,51 @@ inline fn pairs32(p: @Vector(pair_lanes, i16), s: @Vector(pair_lanes, i16)) @Vec
     return pe * se + po * so;
 }
 
+pub const U8x32 = @Vector(32, u8);
+
+/// The `step_bytes` unsigned weights of step k, from 32-weight chunks.
+inline fn stepWeights(src: anytype, comptime chunk: anytype, comptime k: usize) @Vector(step_bytes, u8) {
+    if (step_bytes == 32) return chunk(src, k);
+    if (step_bytes == 64) {
+        comptime var m: [64]i32 = undefined;
+        inline for (0..32) |i| {
+            m[i] = i;
+            m[32 + i] = ~@as(i32, i);
+        }
+        return @shuffle(u8, chunk(src, 2 * k), chunk(src, 2 * k + 1), m);
+    }
+    comptime var m: [step_bytes]i32 = undefined;
+    inline for (0..step_bytes) |i| m[i] = (k % 2) * step_bytes + i;
+    return @shuffle(u8, chunk(src, k / 2), undefined, m);
+}
+
 /// SIMD: Σ_j sc[j] · Σ_{i in sub-block j} u[i]·a[i] for unsigned weights
 /// u ≤ 63 (a type with signed values q = u − o adds −o·minSum(sc)). Exact.
-pub inline fn scaledSumUnsigned(u: *const [qk]u8, a: *const [qk]i8, sc: *const [16]i16) i32 {
+/// `chunk(src, c)` gives weights 32c … 32c+31, so they stay in registers.
+pub inline fn scaledSumUnsigned(src: anytype, comptime chunk: anytype, a: *const [qk]i8, sc: *const [16]i16) i32 {
     const scv: @Vector(16, i16) = sc.*;
     var acc: @Vector(pair_lanes / 2, i32) = @splat(0);
     inline for (0..qk / step_bytes) |k| {
-        const uv: @Vector(step_bytes, u8) = u[k * step_bytes ..][0..step_bytes].*;
         const av: @Vector(step_bytes, i8) = a[k * step_bytes ..][0..step_bytes].*;
-        acc += pairs32(pairs(uv, av), @shuffle(i16, scv, undefined, pairScaleMask(k)));
+        acc += pairs32(pairs(stepWeights(src, chunk, k), av), @shuffle(i16, scv, undefined, pairScaleMask(k)));
     }
     return @reduce(.Add, acc);
 }
 
 /// The integer sum of one block: `unpackSigned` (scalar reference) gives the
-/// values q, `unpackUnsigned` (SIMD) gives u = q + offset.
+/// values q, `chunk` (SIMD) gives u = q + offset, 32 at a time.
 pub inline fn blockSum(
     comptime simd: bool,
     comptime offset: i32,
     comptime B: type,
     comptime unpackSigned: fn (*const B, *[qk]i8) void,
-    comptime unpackUnsigned: fn (*const B, *[qk]u8) void,
+    comptime chunk: anytype,
     b: *const B,
     a: *const q8_k.Block,
     sc: *const [16]i16,
 ) i32 {
     if (simd) {
-        var u: [qk]u8 = undefined;
-        unpackUnsigned(b, &u);
-        const s = scaledSumUnsigned(&u, &a.qs, sc);
+        const s = scaledSumUnsigned(b, chunk, &a.qs, sc);
         return if (offset == 0) s else s - offset * minSum(sc, a);
     }
     var q: [qk]i8 = undefined;
@@ -394,6 +415,12 @@ pub const testing = struct {
         // One all-zero block and one constant block: edge cases of the searches.
         @memset(x[0..qk], 0);
         @memset(x[qk .. 2 * qk], 0.25);
+        // The largest accepted magnitudes give finite block scales.
+        for (x[0..qk], 0..) |*v, i| v.* = if (i % 3 == 0) T.max_abs else if (i % 3 == 1) -T.max_abs else 0.5 * T.max_abs;
+        T.quantize(x[0..qk], blocks[0..1]);
+        T.dequantize(blocks[0..1], y[0..qk]);
+        for (y[0..qk]) |v| try std.testing.expect(std.math.isFinite(v));
+        @memset(x[0..qk], 0);
         T.quantize(x, blocks);
         T.dequantize(blocks, y);
         try std.testing.expectEqual(@as(f32, 0), std.mem.max(f32, y[0..qk]));
@@ -437,6 +464,9 @@ test "nearestInt rounds ties to even" {
     try std.testing.expectEqual(@as(i32, 4), nearestInt(3.5));
     try std.testing.expectEqual(@as(i32, -2), nearestInt(-2.5));
     try std.testing.expectEqual(@as(i32, -3), nearestInt(-2.51));
+    try std.testing.expectEqual(@as(i32, 0), nearestInt(std.math.nan(f32)));
+    try std.testing.expectEqual(@as(i32, 4194303), nearestInt(std.math.inf(f32)));
+    try std.testing.expectEqual(@as(i32, -4194303), nearestInt(-1e30));
 }
 
 test "signedAbsMax keeps the sign of the largest magnitude" {
@@ -466,6 +496,10 @@ test "scale/min packing round-trips every 6-bit pair" {
     }
 }
 
+fn arrayChunk(u: *const [qk]u8, comptime c: usize) U8x32 {
+    return u[32 * c ..][0..32].*;
+}
+
 test "scaledSumUnsigned equals the scalar sum of the signed values, including extremes" {
     var prng = std.Random.DefaultPrng.init(3);
     const r = prng.random();
@@ -487,6 +521,6 @@ test "scaledSumUnsigned equals the scalar sum of the signed values, including ex
             for (a[16 * j ..][0..16]) |v| t += v;
             b.* = t;
         }
-        try std.testing.expectEqual(scaledSumGeneric(&q, &a, &sc), scaledSumUnsigned(&u, &a, &sc) - 32 * minSum(&sc, &blk));
+        try std.testing.expectEqual(scaledSumGeneric(&q, &a, &sc), scaledSumUnsigned(&u, arrayChunk, &a, &sc) - 32 * minSum(&sc, &blk));
     }
 }

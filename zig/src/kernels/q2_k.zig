@@ -15,6 +15,10 @@ pub const Block = extern struct {
     d: f16,
     dmin: f16,
 };
+/// The largest magnitude `quantize` accepts: beyond it the f16 block scales
+/// would overflow (d and dmin are the largest scale and offset over 15: offsets reach |x|; 65504 is f16's largest).
+pub const max_abs: f32 = 8.0e5;
+
 comptime {
     std.debug.assert(@sizeOf(Block) == 84);
 }
@@ -79,14 +83,10 @@ fn unpackGeneric(b: *const Block, q: *[block_elems]i8) void {
     for (q, 0..) |*v, e| v.* = @intCast(value(b, e));
 }
 
-fn unpack(b: *const Block, q: *[block_elems]u8) void {
-    const V = @Vector(32, u8);
-    inline for (0..2) |h| {
-        const qs: V = b.qs[32 * h ..][0..32].*;
-        inline for (0..4) |k| {
-            q[128 * h + 32 * k ..][0..32].* = (qs >> @splat(2 * k)) & @as(V, @splat(3));
-        }
-    }
+/// Weights 32c … 32c+31 (SIMD).
+fn chunk(b: *const Block, comptime c: usize) kq.U8x32 {
+    const qs: kq.U8x32 = b.qs[32 * (c / 4) ..][0..32].*;
+    return (qs >> @splat(2 * (c % 4))) & @as(kq.U8x32, @splat(3));
 }
 
 inline fn dotWith(comptime simd: bool, w: []const Block, a: []const Activation) f32 {
@@ -96,7 +96,7 @@ inline fn dotWith(comptime simd: bool, w: []const Block, a: []const Activation) 
         const packed_scales: @Vector(16, u8) = b.scales;
         const sc: [16]i16 = @as(@Vector(16, i16), packed_scales & @as(@Vector(16, u8), @splat(0xF)));
         const m: [16]i16 = @as(@Vector(16, i16), packed_scales >> @splat(4));
-        const sumi = kq.blockSum(simd, 0, Block, unpackGeneric, unpack, b, y, &sc);
+        const sumi = kq.blockSum(simd, 0, Block, unpackGeneric, chunk, b, y, &sc);
         const summ = kq.minSum(&m, y);
         const d = @as(f32, b.d) * y.d;
         const dmin = @as(f32, b.dmin) * y.d;

@@ -18,6 +18,10 @@ pub const Block = extern struct {
     scales: [12]u8,
     d: f16,
 };
+/// The largest magnitude `quantize` accepts: beyond it the f16 block scales
+/// would overflow (d is the largest sub-block scale (about |x|/3) over 32; 65504 is f16's largest).
+pub const max_abs: f32 = 5.0e6;
+
 comptime {
     std.debug.assert(@sizeOf(Block) == 110);
 }
@@ -119,18 +123,13 @@ fn unpackGeneric(b: *const Block, q: *[block_elems]i8) void {
     for (q, 0..) |*v, e| v.* = @as(i8, @intCast(value(b, e))) - 4;
 }
 
-fn unpack(b: *const Block, q: *[block_elems]u8) void {
-    const V = @Vector(32, u8);
-    const three: V = @splat(3);
-    const one: V = @splat(1);
-    const hm: V = b.hmask;
-    inline for (0..2) |h| {
-        const qs: V = b.qs[32 * h ..][0..32].*;
-        inline for (0..4) |k| {
-            const v = ((qs >> @splat(2 * k)) & three) | (((hm >> @splat(4 * h + k)) & one) << @splat(2));
-            q[128 * h + 32 * k ..][0..32].* = v;
-        }
-    }
+/// Weights 32c … 32c+31 (SIMD), unsigned (q + 4).
+fn chunk(b: *const Block, comptime c: usize) kq.U8x32 {
+    const h = c / 4;
+    const k = c % 4;
+    const qs: kq.U8x32 = b.qs[32 * h ..][0..32].*;
+    const hm: kq.U8x32 = b.hmask;
+    return ((qs >> @splat(2 * k)) & @as(kq.U8x32, @splat(3))) | (((hm >> @splat(4 * h + k)) & @as(kq.U8x32, @splat(1))) << @splat(2));
 }
 
 inline fn dotWith(comptime simd: bool, w: []const Block, a: []const Activation) f32 {
@@ -138,7 +137,7 @@ inline fn dotWith(comptime simd: bool, w: []const Block, a: []const Activation) 
     var sum: f32 = 0;
     for (w, a) |*b, *y| {
         const sc = scales16(&b.scales);
-        const sumi = kq.blockSum(simd, 4, Block, unpackGeneric, unpack, b, y, &sc);
+        const sumi = kq.blockSum(simd, 4, Block, unpackGeneric, chunk, b, y, &sc);
         sum += @as(f32, b.d) * y.d * @as(f32, @floatFromInt(sumi));
     }
     return sum;

@@ -66,11 +66,11 @@ pub fn quadsScalar(wb: *const Block, ab: *const Activation) [qdot.quad_lanes]i32
     return qdot.quadsScalar(&unpackScalar(wb), &ab.qs);
 }
 
-pub inline fn scale(wb: *const Block, ab: *const Activation) f32 {
-    return @as(f32, wb.d) * @as(f32, ab.d);
+pub inline fn scale(wb: *const Block, ab: *const Activation) [2]f16 {
+    return .{ wb.d, ab.d };
 }
 
-pub inline fn offset(wb: *const Block, ab: *const Activation) [2]f32 {
+pub inline fn offset(wb: *const Block, ab: *const Activation) [2]f16 {
     return .{ wb.m, ab.s };
 }
 

@@ -16,6 +16,10 @@ pub const Block = extern struct {
     scales: [12]u8,
     qs: [block_elems / 2]u8,
 };
+/// The largest magnitude `quantize` accepts: beyond it the f16 block scales
+/// would overflow (dmin is the largest offset (up to about |x|) over 63; 65504 is f16's largest).
+pub const max_abs: f32 = 3.5e6;
+
 comptime {
     std.debug.assert(@sizeOf(Block) == 144);
 }
@@ -64,13 +68,10 @@ fn unpackGeneric(b: *const Block, q: *[block_elems]i8) void {
     }
 }
 
-fn unpack(b: *const Block, q: *[block_elems]u8) void {
-    const V = @Vector(32, u8);
-    inline for (0..4) |c| {
-        const v: V = b.qs[32 * c ..][0..32].*;
-        q[64 * c ..][0..32].* = v & @as(V, @splat(0xF));
-        q[64 * c + 32 ..][0..32].* = v >> @splat(4);
-    }
+/// Weights 32c … 32c+31 (SIMD).
+fn chunk(b: *const Block, comptime c: usize) kq.U8x32 {
+    const v: kq.U8x32 = b.qs[32 * (c / 2) ..][0..32].*;
+    return if (c % 2 == 0) v & @as(kq.U8x32, @splat(0xF)) else v >> @splat(4);
 }
 
 inline fn dotWith(comptime simd: bool, w: []const Block, a: []const Activation) f32 {
@@ -78,7 +79,7 @@ inline fn dotWith(comptime simd: bool, w: []const Block, a: []const Activation) 
     var sum: f32 = 0;
     for (w, a) |*b, *y| {
         const sm = kq.scalesMins16(&b.scales);
-        const sumi = kq.blockSum(simd, 0, Block, unpackGeneric, unpack, b, y, &sm.sc);
+        const sumi = kq.blockSum(simd, 0, Block, unpackGeneric, chunk, b, y, &sm.sc);
         const summ = kq.minSum(&sm.m, y);
         const d = @as(f32, b.d) * y.d;
         const dmin = @as(f32, b.dmin) * y.d;

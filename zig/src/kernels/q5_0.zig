@@ -93,8 +93,8 @@ pub fn quadsScalar(wb: *const Block, ab: *const Activation) [qdot.quad_lanes]i32
     return qdot.quadsScalar(&v, &ab.qs);
 }
 
-pub inline fn scale(wb: *const Block, ab: *const Activation) f32 {
-    return @as(f32, wb.d) * @as(f32, ab.d);
+pub inline fn scale(wb: *const Block, ab: *const Activation) [2]f16 {
+    return .{ wb.d, ab.d };
 }
 
 pub fn dotGeneric(w: []const Block, a: []const Activation) f32 {

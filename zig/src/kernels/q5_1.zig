@@ -53,11 +53,11 @@ pub fn quadsScalar(wb: *const Block, ab: *const Activation) [qdot.quad_lanes]i32
     return qdot.quadsScalar(&q5_0.fiveScalar(&wb.qs, &wb.qh), &ab.qs);
 }
 
-pub inline fn scale(wb: *const Block, ab: *const Activation) f32 {
-    return @as(f32, wb.d) * @as(f32, ab.d);
+pub inline fn scale(wb: *const Block, ab: *const Activation) [2]f16 {
+    return .{ wb.d, ab.d };
 }
 
-pub inline fn offset(wb: *const Block, ab: *const Activation) [2]f32 {
+pub inline fn offset(wb: *const Block, ab: *const Activation) [2]f16 {
     return .{ wb.m, ab.s };
 }
 

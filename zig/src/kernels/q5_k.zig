@@ -18,6 +18,10 @@ pub const Block = extern struct {
     qh: [block_elems / 8]u8,
     qs: [block_elems / 2]u8,
 };
+/// The largest magnitude `quantize` accepts: beyond it the f16 block scales
+/// would overflow (dmin is the largest offset (up to about |x|) over 63; 65504 is f16's largest).
+pub const max_abs: f32 = 3.5e6;
+
 comptime {
     std.debug.assert(@sizeOf(Block) == 176);
 }
@@ -75,17 +79,12 @@ fn unpackGeneric(b: *const Block, q: *[block_elems]i8) void {
     }
 }
 
-fn unpack(b: *const Block, q: *[block_elems]u8) void {
-    const V = @Vector(32, u8);
-    const one: V = @splat(1);
-    const qh: V = b.qh;
-    inline for (0..4) |c| {
-        const v: V = b.qs[32 * c ..][0..32].*;
-        const h1 = ((qh >> @splat(2 * c)) & one) << @splat(4);
-        const h2 = ((qh >> @splat(2 * c + 1)) & one) << @splat(4);
-        q[64 * c ..][0..32].* = (v & @as(V, @splat(0xF))) | h1;
-        q[64 * c + 32 ..][0..32].* = (v >> @splat(4)) | h2;
-    }
+/// Weights 32c … 32c+31 (SIMD): the fifth bit of chunk c is bit c of qh.
+fn chunk(b: *const Block, comptime c: usize) kq.U8x32 {
+    const v: kq.U8x32 = b.qs[32 * (c / 2) ..][0..32].*;
+    const qh: kq.U8x32 = b.qh;
+    const low = if (c % 2 == 0) v & @as(kq.U8x32, @splat(0xF)) else v >> @splat(4);
+    return low | (((qh >> @splat(c)) & @as(kq.U8x32, @splat(1))) << @splat(4));
 }
 
 inline fn dotWith(comptime simd: bool, w: []const Block, a: []const Activation) f32 {
@@ -93,7 +92,7 @@ inline fn dotWith(comptime simd: bool, w: []const Block, a: []const Activation) 
     var sum: f32 = 0;
     for (w, a) |*b, *y| {
         const sm = kq.scalesMins16(&b.scales);
-        const sumi = kq.blockSum(simd, 0, Block, unpackGeneric, unpack, b, y, &sm.sc);
+        const sumi = kq.blockSum(simd, 0, Block, unpackGeneric, chunk, b, y, &sm.sc);
         const summ = kq.minSum(&sm.m, y);
         const d = @as(f32, b.d) * y.d;
         const dmin = @as(f32, b.dmin) * y.d;

@@ -17,6 +17,10 @@ pub const Block = extern struct {
     scales: [block_elems / 16]i8,
     d: f16,
 };
+/// The largest magnitude `quantize` accepts: beyond it the f16 block scales
+/// would overflow (d is the largest sub-block scale (about |x|/32) over 128; 65504 is f16's largest).
+pub const max_abs: f32 = 1.0e8;
+
 comptime {
     std.debug.assert(@sizeOf(Block) == 210);
 }
@@ -83,24 +87,14 @@ fn unpackGeneric(b: *const Block, q: *[block_elems]i8) void {
     for (q, 0..) |*v, e| v.* = @intCast(@as(i16, value(b, e)) - 32);
 }
 
-fn unpack(b: *const Block, q: *[block_elems]u8) void {
-    const V = @Vector(32, u8);
-    const lo4: V = @splat(0xF);
-    const two: V = @splat(3);
-    inline for (0..2) |h| {
-        const ql0: V = b.ql[64 * h ..][0..32].*;
-        const ql1: V = b.ql[64 * h + 32 ..][0..32].*;
-        const qh: V = b.qh[32 * h ..][0..32].*;
-        const parts = [4]V{
-            (ql0 & lo4) | ((qh & two) << @splat(4)),
-            (ql1 & lo4) | (((qh >> @splat(2)) & two) << @splat(4)),
-            (ql0 >> @splat(4)) | (((qh >> @splat(4)) & two) << @splat(4)),
-            (ql1 >> @splat(4)) | ((qh >> @splat(6)) << @splat(4)),
-        };
-        inline for (parts, 0..) |p, k| {
-            q[128 * h + 32 * k ..][0..32].* = p;
-        }
-    }
+/// Weights 32c … 32c+31 (SIMD), unsigned (q + 32).
+fn chunk(b: *const Block, comptime c: usize) kq.U8x32 {
+    const h = c / 4;
+    const k = c % 4;
+    const ql: kq.U8x32 = b.ql[64 * h + 32 * (k % 2) ..][0..32].*;
+    const qh: kq.U8x32 = b.qh[32 * h ..][0..32].*;
+    const low = if (k < 2) ql & @as(kq.U8x32, @splat(0xF)) else ql >> @splat(4);
+    return low | (((qh >> @splat(2 * k)) & @as(kq.U8x32, @splat(3))) << @splat(4));
 }
 
 inline fn dotWith(comptime simd: bool, w: []const Block, a: []const Activation) f32 {
@@ -108,7 +102,7 @@ inline fn dotWith(comptime simd: bool, w: []const Block, a: []const Activation) 
     var sum: f32 = 0;
     for (w, a) |*b, *y| {
         const sc: [16]i16 = @as(@Vector(16, i16), @as(@Vector(16, i8), b.scales));
-        const sumi = kq.blockSum(simd, 32, Block, unpackGeneric, unpack, b, y, &sc);
+        const sumi = kq.blockSum(simd, 32, Block, unpackGeneric, chunk, b, y, &sc);
         sum += @as(f32, b.d) * y.d * @as(f32, @floatFromInt(sumi));
     }
     return sum;

@@ -15,8 +15,8 @@
 //! scalar reference return bit-identical results.
 //!
 //! A type file `T` provides `quads(wb, ab) I32x8` (SIMD), `quadsScalar(wb, ab)
-//! [8]i32`, `scale(wb, ab) f32`, and optionally `offset(wb, ab) [2]f32` (m, s);
-//! `dot` and `dotScalar` here run the loop.
+//! [8]i32`, `scale(wb, ab) [2]f16` (d_w, d_a), and optionally
+//! `offset(wb, ab) [2]f16` (m, s); `dot` and `dotScalar` here run the loop.
 const std = @import("std");
 const builtin = @import("builtin");
 
@@ -73,31 +73,42 @@ pub fn quadsScalar(w: *const [block_elems]i8, a: *const [block_elems]i8) [quad_l
     return s;
 }
 
-/// The SIMD dot product of a row of `T.Block` with `T.Activation` blocks.
-pub inline fn dot(comptime T: type, w: []const T.Block, a: []const T.Activation) f32 {
-    std.debug.assert(w.len == a.len);
-    const has_offset = @hasDecl(T, "offset");
-    var acc: F32x16 = @splat(0);
-    var off: f32 = 0;
-    var i: usize = 0;
-    while (i + 2 <= w.len) : (i += 2) {
-        const q = std.simd.join(T.quads(&w[i], &a[i]), T.quads(&w[i + 1], &a[i + 1]));
-        const s = std.simd.join(@as(F32x8, @splat(T.scale(&w[i], &a[i]))), @as(F32x8, @splat(T.scale(&w[i + 1], &a[i + 1]))));
-        acc = @mulAdd(F32x16, @floatFromInt(q), s, acc);
-        if (has_offset) {
-            inline for (0..2) |k| {
+/// The four f16 factors of a block pair (d_w, d_a of each), or eight with
+/// the offsets (then m, s of each follow), widened in one conversion.
+inline fn pairFactors(comptime T: type, w: []const T.Block, a: []const T.Activation, i: usize, comptime second: bool) @Vector(if (@hasDecl(T, "offset")) 8 else 4, f32) {
+    const n = if (@hasDecl(T, "offset")) 8 else 4;
+    var h: @Vector(n, u16) = @splat(0);
+    inline for (0..2) |k| {
+        if (k == 0 or second) {
+            const sc = T.scale(&w[i + k], &a[i + k]);
+            h[2 * k] = @bitCast(sc[0]);
+            h[2 * k + 1] = @bitCast(sc[1]);
+            if (n == 8) {
                 const o = T.offset(&w[i + k], &a[i + k]);
-                off = @mulAdd(f32, o[0], o[1], off);
+                h[4 + 2 * k] = @bitCast(o[0]);
+                h[4 + 2 * k + 1] = @bitCast(o[1]);
             }
         }
     }
-    if (i < w.len) {
-        const q = std.simd.join(T.quads(&w[i], &a[i]), @as(I32x8, @splat(0)));
-        const s = std.simd.join(@as(F32x8, @splat(T.scale(&w[i], &a[i]))), @as(F32x8, @splat(0)));
+    return @as(@Vector(n, f16), @bitCast(h));
+}
+
+/// The SIMD dot product of a row of `T.Block` with `T.Activation` blocks.
+pub inline fn dot(comptime T: type, w: []const T.Block, a: []const T.Activation) f32 {
+    std.debug.assert(w.len == a.len);
+    var acc: F32x16 = @splat(0);
+    var off: f32 = 0;
+    var i: usize = 0;
+    while (i < w.len) : (i += 2) {
+        const second = i + 1 < w.len;
+        const q = std.simd.join(T.quads(&w[i], &a[i]), if (second) T.quads(&w[i + 1], &a[i + 1]) else @as(I32x8, @splat(0)));
+        const f = if (second) pairFactors(T, w, a, i, true) else pairFactors(T, w, a, i, false);
+        const p = @shuffle(f32, f, undefined, [2]i32{ 0, 2 }) * @shuffle(f32, f, undefined, [2]i32{ 1, 3 });
+        const s = @shuffle(f32, p, undefined, [16]i32{ 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1 });
         acc = @mulAdd(F32x16, @floatFromInt(q), s, acc);
-        if (has_offset) {
-            const o = T.offset(&w[i], &a[i]);
-            off = @mulAdd(f32, o[0], o[1], off);
+        if (@hasDecl(T, "offset")) {
+            off = @mulAdd(f32, f[4], f[5], off);
+            if (second) off = @mulAdd(f32, f[6], f[7], off);
         }
     }
     const lanes: [16]f32 = acc;
@@ -116,7 +127,8 @@ pub fn dotScalar(comptime T: type, w: []const T.Block, a: []const T.Activation) 
         for (0..2) |k| {
             const present = i + k < w.len;
             const q: [quad_lanes]i32 = if (present) T.quadsScalar(&w[i + k], &a[i + k]) else @splat(0);
-            const s: f32 = if (present) T.scale(&w[i + k], &a[i + k]) else 0;
+            const sc: [2]f16 = if (present) T.scale(&w[i + k], &a[i + k]) else .{ 0, 0 };
+            const s = @as(f32, sc[0]) * @as(f32, sc[1]);
             for (0..quad_lanes) |l| acc[8 * k + l] = @mulAdd(f32, @floatFromInt(q[l]), s, acc[8 * k + l]);
             if (@hasDecl(T, "offset") and present) {
                 const o = T.offset(&w[i + k], &a[i + k]);
