@@ -11,12 +11,14 @@ export const ZIG_DIR: URL = new URL("../zig/", import.meta.url);
 export const LIB_DIR: URL = new URL("zig-out/lib/", ZIG_DIR);
 const PINNED_ZIG = new URL("../.tools/bin/zig", import.meta.url);
 
-function envGet(name: string): string | undefined {
+/** `$name`, or undefined when unset, empty, or not permitted to read. */
+export function envGet(name: string): string | undefined {
   if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") return undefined;
-  return Deno.env.get(name);
+  return Deno.env.get(name) || undefined;
 }
 
-function isFile(path: string): boolean {
+/** Whether `path` is an existing regular file. */
+export function isFile(path: string): boolean {
   try {
     return Deno.statSync(path).isFile;
   } catch {

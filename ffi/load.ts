@@ -8,7 +8,7 @@
  * @module
  */
 import { EdgeMoeError } from "../src/errors.ts";
-import { LIB_DIR, ZIG_DIR, zigBuild } from "./build.ts";
+import { envGet, isFile as exists, LIB_DIR, ZIG_DIR, zigBuild } from "./build.ts";
 import { ABI_VERSION, CPU_FEATURE_BITS, symbols } from "./symbols.ts";
 
 /** How to find the library. */
@@ -28,19 +28,6 @@ export interface OpenedLibrary {
 }
 
 const ELF_MACHINES: Readonly<Record<number, string>> = { 62: "x86_64", 183: "aarch64", 3: "x86", 40: "arm" };
-
-function envGet(name: string): string | undefined {
-  if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") return undefined;
-  return Deno.env.get(name) || undefined;
-}
-
-function exists(path: string): boolean {
-  try {
-    return Deno.statSync(path).isFile;
-  } catch {
-    return false;
-  }
-}
 
 /** Throws `permission_denied` unless FFI is allowed. */
 export function requireFfiPermission(): void {

@@ -27,6 +27,18 @@ export interface SlotReaderOptions {
   threads?: number;
   /** `"off"`, `"try"` (default: O_DIRECT where the filesystem allows) or `"require"`. */
   direct?: "off" | "try" | "require";
+  /** Fault injection, for testing what callers do with failed reads. */
+  fault?: ReadFault;
+}
+
+/**
+ * An injected read fault: `"eio"` fails read number `after` (1-based, in
+ * submission order; 0 = every read) with EIO; `"short"` makes it return half
+ * its bytes, which the reader must complete (the data stays exact).
+ */
+export interface ReadFault {
+  mode: "eio" | "short";
+  after: number;
 }
 
 /** Counters since open. */
@@ -93,6 +105,17 @@ export class SlotReader implements Disposable {
     dv.setUint32(L.queueDepth, opts.queueDepth ?? 8, true);
     dv.setUint32(L.threads, opts.threads ?? 2, true);
     dv.setUint32(L.direct, { off: 0, try: 1, require: 2 }[opts.direct ?? "try"], true);
+    if (opts.fault) {
+      if (!Number.isInteger(opts.fault.after) || opts.fault.after < 0 || opts.fault.after > 0xffffffff) {
+        throw new EdgeMoeError(
+          "invalid_argument",
+          op,
+          `fault.after must be an integer in 0..2^32-1, got ${opts.fault.after}`,
+        );
+      }
+      dv.setUint32(L.faultMode, { eio: 1, short: 2 }[opts.fault.mode], true);
+      dv.setUint32(L.faultAfter, opts.fault.after, true);
+    }
     const p = new TextEncoder().encode(path);
     const out = new BigUint64Array(1);
     bridge.check(op, bridge.symbols.emoe_store_open(p, BigInt(p.length), raw, out));

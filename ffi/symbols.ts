@@ -10,7 +10,7 @@
  */
 
 /** The ABI version these bindings speak; must equal `emoe_abi_version()`. */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 /** Bit positions of `emoe_cpu_features` (zig/src/cpu.zig `Feature`). */
 export const CPU_FEATURE_BITS = {
@@ -83,16 +83,18 @@ export const symbols = {
 
 /**
  * `StoreOptions` (zig/src/io/store.zig `Options`), as u32/u64 fields at these
- * byte offsets; 32 bytes in all (asserted at compile time on the Zig side).
+ * byte offsets; 40 bytes in all (asserted at compile time on the Zig side).
  */
 export const STORE_OPTIONS_LAYOUT = {
-  size: 32,
+  size: 40,
   backend: 0,
   slotCount: 4,
   slotBytes: 8,
   queueDepth: 16,
   threads: 20,
   direct: 24,
+  faultMode: 28,
+  faultAfter: 32,
 } as const;
 
 /** `StoreStats` (zig/src/io/store.zig `Stats`): u64 fields in this order. */

@@ -6,7 +6,7 @@
  */
 import { EdgeMoeError } from "./errors.ts";
 import { NativeLibrary } from "../ffi/native.ts";
-import type { StoreBackend } from "../ffi/slot_reader.ts";
+import type { ReadFault, StoreBackend } from "../ffi/slot_reader.ts";
 import { GgufFile } from "./gguf/mod.ts";
 import { isPack, PackFile } from "./pack/mod.ts";
 import { ggufWeights } from "./models/gguf_weights.ts";
@@ -15,7 +15,7 @@ import type { ExpertSource, TensorData } from "./models/weights.ts";
 import { ExpertStore, type ExpertStoreStats } from "./store/expert_store.ts";
 import { cachePolicy } from "./store/policy.ts";
 import { availableMemory, type MemoryNeeds, type MemoryPlan, parseSize, planMemory } from "./store/budget.ts";
-import { tokenizerFromGguf } from "./tokenizer/mod.ts";
+import { tokenizerFromGgufFile } from "./tokenizer/mod.ts";
 import type { Tokenizer } from "./types.ts";
 import { type ChatMessage, ChatTemplate } from "./template/chat_template.ts";
 import {
@@ -52,6 +52,8 @@ export interface EngineOptions {
   onRoute?: (layer: number, ids: Uint32Array) => void;
   /** A chat template (Jinja source) replacing the model's `tokenizer.chat_template`. */
   chatTemplate?: string;
+  /** Inject a read fault into the expert store (testing what a failing disk does). */
+  storeFault?: ReadFault;
 }
 
 /** Options of {@linkcode Engine.generate}. */
@@ -81,6 +83,8 @@ export interface EngineStats {
   store?: ExpertStoreStats;
   /** The predictor's precision/recall counts. */
   predictor: PredictorStats & { name: string };
+  /** The largest resident set of the process seen after any token (sampled per token). */
+  peakRssBytes: number;
 }
 
 const EXPERT_TENSOR = /^blk\.\d+\.ffn_(gate|up|down)(_exps|\.\d+)\.weight$/;
@@ -111,6 +115,7 @@ export class Engine implements Disposable {
   #chat: ChatTemplate | undefined;
   #tokens: number[] = [];
   #evaluated = 0;
+  #peakRss = 0;
   #closed = false;
 
   private constructor(
@@ -142,8 +147,7 @@ export class Engine implements Disposable {
     try {
       const pack = isPack(file) ? PackFile.fromGguf(file) : undefined;
       const weights = ggufWeights(file);
-      const meta = new Map([...file.metadata].map(([k, v]) => [k, v.value]));
-      const tokenizer = tokenizerFromGguf(meta);
+      const tokenizer = tokenizerFromGgufFile(file);
       const nCtxTrain = weights.number(`${weights.arch}.context_length`) ?? 4096;
       const nCtx = opts.nCtx ?? Math.min(nCtxTrain, 4096);
       if (!Number.isInteger(nCtx) || nCtx < 1) {
@@ -153,7 +157,17 @@ export class Engine implements Disposable {
       let experts: ExpertStore | undefined;
       let source: ExpertSource | undefined;
       if (plan.store !== "ram") {
-        experts = openStore(lib, path, file, pack, plan.plan!, plan.store, opts.cachePolicy ?? "lru", plan.parts);
+        experts = openStore(
+          lib,
+          path,
+          file,
+          pack,
+          plan.plan!,
+          plan.store,
+          opts.cachePolicy ?? "lru",
+          plan.parts,
+          opts.storeFault,
+        );
         source = experts;
       }
       try {
@@ -204,6 +218,8 @@ export class Engine implements Disposable {
       logits = this.model.forward(tokens[i], this.#tokens.length);
       this.#tokens.push(tokens[i]);
       this.#evaluated++;
+      // getrusage's peak would include whatever the parent had when it forked us; sample instead.
+      this.#peakRss = Math.max(this.#peakRss, Deno.memoryUsage().rss);
     }
     return logits;
   }
@@ -263,6 +279,7 @@ export class Engine implements Disposable {
       tokensEvaluated: this.#evaluated,
       store: this.#experts?.stats(),
       predictor: { name: this.#predictor.name, ...this.#predictor.stats() },
+      peakRssBytes: this.#peakRss,
     };
   }
 
@@ -408,10 +425,11 @@ function openStore(
   backend: StoreBackend,
   policy: string,
   parts: number,
+  fault: ReadFault | undefined,
 ): ExpertStore {
   const a = file.getString("general.architecture");
   const nLayer = file.getInt(`${a}.block_count`), nExpert = file.getInt(`${a}.expert_count`);
-  const reader = lib.openSlotReader(path, { backend, slotCount: plan.slotCount, slotBytes: plan.slotBytes });
+  const reader = lib.openSlotReader(path, { backend, slotCount: plan.slotCount, slotBytes: plan.slotBytes, fault });
   const view = (name: string, type: number, dims: readonly number[], data: Uint8Array): TensorData => ({
     name,
     type,

@@ -120,3 +120,26 @@ Deno.test("edgemoe profile: writes a valid profile atomically", async () => {
   assert(p.tokens > 16);
   assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["p.json", "t.txt"]);
 });
+
+Deno.test("edgemoe run: peak RSS stays under the memory budget (experts on disk)", async () => {
+  const budget = 160 << 20;
+  const r = await edgemoe([
+    "run",
+    "-m",
+    MODEL,
+    "-p",
+    "The quick brown fox",
+    "-n",
+    "16",
+    "--temp",
+    "0",
+    "--store",
+    "uring",
+    "--mem-budget",
+    String(budget),
+    "--stats",
+  ]);
+  assertEquals(r.code, 0, r.err);
+  const rss = Number(/peak RSS: .*\((\d+) bytes\)/.exec(r.err)?.[1]);
+  assert(rss > 0 && rss <= budget, `peak RSS ${rss} > budget ${budget}:\n${r.err}`);
+});

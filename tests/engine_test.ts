@@ -102,3 +102,56 @@ Deno.test("engine: text in, text out, and the context limit is enforced", () => 
   engine.close();
   assertThrows(() => engine.evaluate([1]), EdgeMoeError, "closed");
 });
+
+Deno.test("engine: a disk error or a corrupted expert surfaces as an error naming the expert, never as tokens", async () => {
+  using lib = NativeLibrary.open();
+  const dir = Deno.makeTempDirSync({ dir: new URL("../zig/", import.meta.url).pathname, prefix: ".test-engine-" });
+  try {
+    // EIO on the 5th expert read.
+    {
+      using engine = createEngine(MODEL, {
+        lib,
+        store: "uring",
+        memBudget: 256 << 20,
+        storeFault: { mode: "eio", after: 5 },
+      });
+      const e = assertThrows(() => [...engine.generate(ref.greedy.prompt, { maxTokens: 4 })], EdgeMoeError);
+      assertEquals(e.code, "io");
+      assert(/read expert \d+ of layer \d+/.test(e.message), e.message);
+    }
+    // Short reads everywhere: recovered, same tokens as llama.cpp.
+    {
+      const { tokens, engine } = greedyTokens(MODEL, {
+        lib,
+        store: "pread",
+        memBudget: 256 << 20,
+        storeFault: { mode: "short", after: 0 },
+      });
+      using _ = engine;
+      assertEquals(tokens, ref.greedy.tokens);
+    }
+    // A bit flipped in a pack's expert blob after the engine opened it.
+    const pack = `${dir}/m.pack.gguf`;
+    await convertGgufToPack(MODEL, pack, { checksum: (b) => lib.checksum64(b) });
+    using engine = createEngine(pack, { lib, store: "uring", memBudget: 256 << 20 });
+    const size = Deno.statSync(pack).size;
+    const f = Deno.openSync(pack, { read: true, write: true });
+    // Flip a byte in every 4 KiB page of the second half of the file (the expert blobs).
+    for (let off = Math.floor(size / 2); off < size; off += 4096) {
+      const b = new Uint8Array(1);
+      f.seekSync(off, Deno.SeekMode.Start);
+      f.readSync(b);
+      f.seekSync(off, Deno.SeekMode.Start);
+      f.writeSync(new Uint8Array([b[0] ^ 0x10]));
+    }
+    f.close();
+    const e = assertThrows(
+      () => [...engine.generate(ref.greedy.prompt, { maxTokens: ref.greedy.tokens.length })],
+      EdgeMoeError,
+    );
+    assertEquals(e.code, "corrupt_data");
+    assert(/read expert \d+ of layer \d+/.test(e.message) && e.message.includes("checksum mismatch"), e.message);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

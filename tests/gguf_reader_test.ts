@@ -8,7 +8,7 @@ import { GgufEncoder } from "../src/gguf/encode.ts";
 import { GgufFile, MAX_ARRAY_LEN, MAX_KV, MAX_TENSORS, memorySource } from "../src/gguf/reader.ts";
 import { GgufValueType } from "../src/gguf/types.ts";
 import { assert, assertEquals, assertThrows } from "../src/std/assert.ts";
-import { canonMetadata, sha256 } from "./gguf_oracle.ts";
+import { canonMetadata, llamaGguf, sha256 } from "./gguf_oracle.ts";
 
 const FIX = new URL("./fixtures/gguf/", import.meta.url).pathname;
 const BASIC = Deno.readFileSync(FIX + "basic.gguf");
@@ -415,4 +415,35 @@ Deno.test("readRange refuses ranges outside the file", () => {
   const e = assertThrows(() => f.readRange(f.size - 4, 8), EdgeMoeError, "is past the end");
   assertEquals(e.code, "invalid_argument");
   assertThrows(() => f.readRange(-1, 2), EdgeMoeError, "is not a byte range");
+});
+
+Deno.test("opening a missing file or a directory is a clear error", () => {
+  const missing = assertThrows(
+    () => GgufFile.open("/nonexistent/model.gguf"),
+    EdgeMoeError,
+    "open /nonexistent/model.gguf",
+  );
+  assertEquals(missing.code, "invalid_argument");
+  const dir = assertThrows(() => GgufFile.open(FIX), EdgeMoeError, "not a regular file");
+  assertEquals(dir.code, "invalid_argument");
+});
+
+Deno.test("reader's directory equals llama.cpp's for every model fixture (incl. llama.cpp-quantized Q4_K_M)", () => {
+  const dir = new URL("./fixtures/models/", import.meta.url).pathname;
+  const files = [...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(".gguf")).map((e) => dir + e.name);
+  assert(files.length >= 4, `only ${files.length} model fixtures`);
+  for (const path of [...files, FIX + "basic.gguf", FIX + "moe_tiny.gguf"]) {
+    const view = llamaGguf(path);
+    assert(view !== null, `llama.cpp refused ${path}`);
+    using f = GgufFile.open(path);
+    assertEquals(
+      { nKv: f.metadata.size, alignment: f.alignment, dataOffset: f.dataOffset },
+      { nKv: view.nKv, alignment: view.alignment, dataOffset: view.dataOffset },
+      path,
+    );
+    assertEquals(
+      f.tensors.map((t) => ({ name: t.name, type: t.type.id, offset: t.offset - f.dataOffset })),
+      view.tensors,
+    );
+  }
 });

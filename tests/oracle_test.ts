@@ -19,7 +19,7 @@ import {
   QUANTIZE_PARAMS,
   quantizeModel,
 } from "./oracle/llama.ts";
-import { FIXTURE_DIR, FIXTURES, maxAbsDiff, readReference } from "./oracle/reference.ts";
+import { argmaxOf, compareLogits, FIXTURE_DIR, FIXTURES, maxAbsDiff, readReference } from "./oracle/reference.ts";
 
 type Field = [offset: number, kind: "i32" | "u32" | "f32" | "u8" | "u64", expected: number];
 
@@ -233,8 +233,8 @@ for (const name of FIXTURES) {
     const { ref: fresh, logits } = await computeReference(name, ref.threads);
     assertEquals(fresh.ggufSha256, ref.ggufSha256, `${name}.gguf changed since its reference was made`);
     assertEquals(
-      fresh.prompts.map((p) => [p.name, p.text, p.tokens]),
-      ref.prompts.map((p) => [p.name, p.text, p.tokens]),
+      fresh.prompts.map((p) => [p.name, p.text, p.tokens, p.oneByOne]),
+      ref.prompts.map((p) => [p.name, p.text, p.tokens, p.oneByOne]),
     );
     assertEquals(fresh.tokenizations, ref.tokenizations);
     assertEquals(fresh.greedy, ref.greedy);
@@ -290,6 +290,54 @@ Deno.test("llama.cpp's quantizer writes the file type asked for, atomically", ()
   }
 });
 
+Deno.test("a vocab-only load tokenizes like a full one and refuses to evaluate", () => {
+  using full = LlamaModel.load(path("mixtral"));
+  using vocab = LlamaModel.load(path("mixtral"), { vocabOnly: true });
+  const text = "The quick brown fox <s> and </s>";
+  assertEquals(vocab.tokenize(text), full.tokenize(text));
+  assertEquals([vocab.nVocab, vocab.nCtx, vocab.info().threads], [full.nVocab, 0, 0]);
+  const e = assertThrows(() => vocab.evaluate([1, 2]), EdgeMoeError);
+  assertEquals(e.code, "unsupported");
+  assertEquals(assertThrows(() => vocab.greedy([1], 1), EdgeMoeError).code, "unsupported");
+});
+
+Deno.test("ggml logging after an oracle's isolate has ended does not crash a parallel test run", async () => {
+  // Two test files in one process: A uses the oracle and ends; B then makes ggml log an error.
+  const dir = Deno.makeTempDirSync({ prefix: "edgemoe-oracle-par-" });
+  try {
+    const oracle = new URL("./oracle/llama.ts", import.meta.url).href;
+    Deno.writeTextFileSync(
+      `${dir}/a_test.ts`,
+      `import { LlamaModel } from "${oracle}";
+Deno.test("a", () => { using m = LlamaModel.load(${JSON.stringify(path("olmoe"))}); m.evaluate([1, 2]); });`,
+    );
+    Deno.writeTextFileSync(
+      `${dir}/b_test.ts`,
+      `import { DEFAULT_LLAMA_DIR } from "${oracle}";
+Deno.test("b", async () => {
+  await new Promise((r) => setTimeout(r, 1500));
+  const lib = Deno.dlopen(DEFAULT_LLAMA_DIR + "libggml-base.so", {
+    gguf_init_from_file: { parameters: ["buffer", { struct: ["u8", "pointer"] }], result: "pointer" },
+  });
+  const junk = Deno.makeTempFileSync();
+  Deno.writeTextFileSync(junk, "not a gguf file");
+  const r = lib.symbols.gguf_init_from_file(new TextEncoder().encode(junk + "\\0"), new Uint8Array(16));
+  if (r !== null) throw new Error("junk parsed");
+});`,
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["test", "--parallel", "-A", "--no-check", dir],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    assert(out.success, `exit ${out.code} signal ${out.signal}:\n${text}`);
+    assert(/2 passed \| 0 failed/.test(text), text);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("tokenize and detokenize round-trip through llama.cpp", () => {
   for (const name of ["qwen3moe", "olmoe", "mixtral"] as const) {
     using m = LlamaModel.load(path(name));
@@ -301,4 +349,42 @@ Deno.test("tokenize and detokenize round-trip through llama.cpp", () => {
     const bytes = Array.from(ids, (id) => Array.from(m.piece(id))).flat();
     assertEquals(new TextDecoder().decode(new Uint8Array(bytes)), name === "mixtral" ? ` ${text}` : text, name);
   }
+});
+
+Deno.test("llama.cpp's batched and one-token-per-decode paths agree except for F16 rounding", () => {
+  const report: string[] = [];
+  for (const name of FIXTURES) {
+    const ref = readReference(name);
+    const batched = ref.prompts.findIndex((p) => p.name === "short");
+    const single = ref.prompts.findIndex((p) => p.name === "short_one_by_one");
+    assertEquals([ref.prompts[single].oneByOne, ref.prompts[batched].oneByOne], [true, false]);
+    const d = maxAbsDiff(ref.logits(single), ref.logits(batched)).max;
+    report.push(`${name} ${d.toExponential(2)}`);
+    assert(d <= (name.endsWith("-f16") ? 1e-2 : 1e-4), `${name}: paths differ by ${d}`);
+  }
+  console.log(`llama.cpp batched vs one-by-one, max |diff|: ${report.join("; ")}`);
+});
+
+Deno.test("committed references are self-consistent and measure quantization noise", () => {
+  for (const name of FIXTURES) {
+    const ref = readReference(name);
+    const short = ref.logits(0);
+    assertEquals(ref.greedy.prompt, ref.prompts[0].tokens, name);
+    assertEquals(argmaxOf(short[short.length - 1]), ref.greedy.tokens[0], `${name}: greedy starts at the argmax`);
+    const self = compareLogits(short, short);
+    assertEquals([self.maxAbsDiff, self.top1Agreement, self.meanKl], [0, 1, 0]);
+  }
+  const f32 = readReference("qwen3moe");
+  const report: string[] = [];
+  for (const [name, top1Min] of [["qwen3moe-f16", 0.95], ["qwen3moe-q8_0", 0.9]] as const) {
+    const q = readReference(name);
+    const rows = (r: typeof f32) => f32.prompts.flatMap((_, i) => r.logits(i));
+    const c = compareLogits(rows(q), rows(f32));
+    report.push(
+      `${name} vs F32: max |diff| ${c.maxAbsDiff.toFixed(4)}, top-1 ${(c.top1Agreement * 100).toFixed(1)}%, ` +
+        `mean KL ${c.meanKl.toExponential(2)}`,
+    );
+    assert(c.maxAbsDiff > 0 && c.top1Agreement >= top1Min, report.at(-1));
+  }
+  console.log(report.join("\n"));
 });

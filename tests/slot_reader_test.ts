@@ -87,3 +87,38 @@ Deno.test("slot reader: bad options and missing files are clear errors", () => {
     "backend must be one of",
   );
 });
+
+Deno.test("slot reader: an injected EIO is an io error for that read only; injected short reads still give exact bytes", () => {
+  using lib = NativeLibrary.open();
+  for (const backend of ["pread", "uring"] as const) {
+    const { path, content } = makeFile(40 * 1024);
+    try {
+      {
+        using r = lib.openSlotReader(path, {
+          backend,
+          slotCount: 2,
+          slotBytes: 16384,
+          fault: { mode: "eio", after: 2 },
+        });
+        r.submit(0, 0, 4096);
+        r.submit(1, 5000, 3000);
+        assertEquals(r.wait(0), content.subarray(0, 4096));
+        const e = assertThrows(() => r.wait(1), EdgeMoeError, "read error at 5000..8000");
+        assertEquals(e.code, "io");
+        r.submit(1, 5000, 3000);
+        assertEquals(r.wait(1), content.subarray(5000, 8000));
+      }
+      using s = lib.openSlotReader(path, {
+        backend,
+        slotCount: 1,
+        slotBytes: 16384,
+        fault: { mode: "short", after: 0 },
+      });
+      s.submit(0, 123, 9000, lib.checksum64(content.subarray(123, 9123)));
+      assertEquals(s.wait(0), content.subarray(123, 9123));
+      assert(s.stats().shortReadsTotal >= 1);
+    } finally {
+      Deno.removeSync(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+    }
+  }
+});

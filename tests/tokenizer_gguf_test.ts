@@ -4,7 +4,8 @@
  * from tools/fixtures/make_tokenizer_llama_goldens.ts): byte-level BPE with the
  * qwen2, llama-bpe, gpt-2 and olmo pre-tokenizers, and SentencePiece ("llama").
  */
-import { tokenizerFromGguf } from "../src/tokenizer/mod.ts";
+import { GgufFile } from "../src/gguf/mod.ts";
+import { tokenizerFromGguf, tokenizerFromGgufFile } from "../src/tokenizer/mod.ts";
 import { assertEquals } from "../src/std/assert.ts";
 import { assertIds } from "./tokenizer_helpers.ts";
 
@@ -47,3 +48,43 @@ for (const name of ["qwen2", "llama3", "gpt2", "olmo", "spm"]) {
     }
   });
 }
+
+Deno.test("GgufFile → tokenizerFromGgufFile: the vocab-only GGUFs written by PyPI gguf tokenize as llama.cpp does", async () => {
+  for (const name of ["qwen2", "llama3", "gpt2", "olmo", "spm"]) {
+    const { golden } = await load(name);
+    using file = GgufFile.open(new URL(`gguf/${name}.gguf`, DIR).pathname);
+    const tok = tokenizerFromGgufFile(file);
+    assertEquals(tok.vocabSize, golden.pieces.length);
+    for (const c of golden.cases) {
+      assertIds(
+        tok.encode(c.text, { parseSpecial: true }),
+        c.ids_add_special,
+        `${name} ${JSON.stringify(c.text).slice(0, 60)}`,
+      );
+    }
+  }
+});
+
+Deno.test("tiny model GGUFs (tests/fixtures/models): ids match the llama.cpp tokenizations recorded with them", async () => {
+  const models = new URL("./fixtures/models/", import.meta.url);
+  let checked = 0;
+  for await (const entry of Deno.readDir(models)) {
+    if (!entry.name.endsWith(".reference.json")) continue;
+    const name = entry.name.slice(0, -".reference.json".length);
+    const ref = JSON.parse(await Deno.readTextFile(new URL(entry.name, models)));
+    using file = GgufFile.open(new URL(`${name}.gguf`, models).pathname);
+    const tok = tokenizerFromGgufFile(file);
+    for (
+      const t of ref.tokenizations as { text: string; addSpecial: boolean; parseSpecial: boolean; ids: number[] }[]
+    ) {
+      const opts = { addSpecial: t.addSpecial, parseSpecial: t.parseSpecial };
+      assertIds(
+        tok.encode(t.text, opts),
+        t.ids,
+        `${name} ${JSON.stringify(t.text).slice(0, 60)} ${JSON.stringify(opts)}`,
+      );
+      checked++;
+    }
+  }
+  assertEquals(checked > 20, true);
+});

@@ -136,15 +136,28 @@ Deno.test("malformed GGUF tokenizer metadata: typed errors naming the key", () =
   expectError(edit((m) => m["tokenizer.ggml.model"] = 3), "corrupt_data", "tokenizer.ggml.model: expected a string");
   expectError(edit((m) => m["tokenizer.ggml.tokens"][5] = 17), "corrupt_data", "tokenizer.ggml.tokens[5]");
   expectError(edit((m) => m["tokenizer.ggml.tokens"] = { length: 2 ** 40 }), "corrupt_data", "exceed the limit");
-  expectError(edit((m) => m["tokenizer.ggml.scores"].pop()), "corrupt_data", "needs 959 scores, found 958");
+  expectError(
+    edit((m) => m["tokenizer.ggml.scores"].pop()),
+    "corrupt_data",
+    `needs ${spm.vocabSize} scores, found ${spm.vocabSize - 1}`,
+  );
   expectError(edit((m) => delete m["tokenizer.ggml.scores"]), "corrupt_data", "tokenizer.ggml.scores");
   expectError(edit((m) => m["tokenizer.ggml.token_type"][9] = 11), "corrupt_data", "token 9 has type 11");
-  expectError(edit((m) => m["tokenizer.ggml.token_type"].pop()), "corrupt_data", "958 token types for 959");
+  expectError(
+    edit((m) => m["tokenizer.ggml.token_type"].pop()),
+    "corrupt_data",
+    `${spm.vocabSize - 1} token types for ${spm.vocabSize}`,
+  );
   expectError(edit((m) => m["tokenizer.ggml.bos_token_id"] = 5000), "corrupt_data", "BOS id 5000 is out of range");
   expectError(edit((m) => m["tokenizer.ggml.eos_token_id"] = 2.5), "corrupt_data", "an integer");
   expectError(edit((m) => m["tokenizer.ggml.tokens"][3] = "<0xZZ>"), "corrupt_data", `byte token 3 is "<0xZZ>"`);
   const bpe = qwenMeta;
   expectError(edit((m) => m["tokenizer.ggml.pre"] = "falcon", bpe), "unsupported", `"falcon" is not supported`);
+  expectError(
+    edit((m) => m["tokenizer.ggml.pre"] = "constructor", bpe),
+    "unsupported",
+    `"constructor" is not supported`,
+  );
   expectError(edit((m) => delete m["tokenizer.ggml.merges"], bpe), "corrupt_data", "tokenizer.ggml.merges");
   expectError(edit((m) => m["tokenizer.ggml.merges"].push("Ġq zz"), bpe), "corrupt_data", "not in the vocabulary");
   expectError(edit((m) => m["tokenizer.ggml.merges"][0] = "nospace", bpe), "corrupt_data", `merge 0 "nospace"`);
@@ -158,4 +171,16 @@ Deno.test("malformed GGUF tokenizer metadata: typed errors naming the key", () =
     tokenizerFromGguf(ok as Map<string, never>).eosId,
     (bpe as Record<string, number>)["tokenizer.ggml.eos_token_id"],
   );
+});
+
+Deno.test("GGUF: end-of-generation texts become control tokens whatever their type, as in llama.cpp", () => {
+  const meta = structuredClone(qwenMeta);
+  const imEnd = meta["tokenizer.ggml.tokens"].indexOf("<|im_end|>");
+  meta["tokenizer.ggml.token_type"][imEnd] = 1;
+  meta["tokenizer.ggml.eos_token_id"] = meta["tokenizer.ggml.tokens"].indexOf("<|endoftext|>");
+  const tok = tokenizerFromGguf(meta);
+  assertEquals(tok.tokenKind(imEnd), "control");
+  assert(tok.eogIds.has(imEnd));
+  assertEquals(tok.decode([imEnd]), "");
+  assert(!tok.encode("<|im_end|>").includes(imEnd));
 });

@@ -48,7 +48,13 @@ try {
 }
 
 console.log("== deno: tests");
-const deno = await tee(Deno.execPath(), ["test", "--allow-all", "--parallel", ...Deno.args]);
+const deno = await tee(Deno.execPath(), [
+  "test",
+  "--allow-all",
+  "--unstable-no-legacy-abort",
+  "--parallel",
+  ...Deno.args,
+]);
 const dsum = deno.text.match(/(?:ok|FAILED) \| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed/);
 if (dsum) {
   passed += Number(dsum[1]);

@@ -84,6 +84,8 @@ pub fn build(b: *std.Build) void {
                 .root_source_file = b.path("src/root.zig"),
                 .target = b.resolveTargetQuery(v.query),
                 .optimize = run_spec.mode,
+                // As the shipped library: libc for its allocator and threads.
+                .link_libc = true,
             }),
             .filters = if (test_filter) |f| b.dupeStrings(&.{f}) else &.{},
         });

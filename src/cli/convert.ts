@@ -1,28 +1,62 @@
 /**
  * `edgemoe convert -m IN.gguf -o OUT.pack.gguf [--force]`: a plain GGUF
  * (experts stacked as llama.cpp stores them) to a pack, atomically, then read
- * back and every expert blob's checksum verified.
+ * back and every expert blob's checksum verified. `-m` may also be a Hugging
+ * Face model directory: it is first converted to a plain GGUF (kept as the
+ * output with `--gguf`, else a temporary file beside the output).
  *
  * @module
  */
 import { nativeLibrary } from "../../ffi/native.ts";
 import { EdgeMoeError } from "../errors.ts";
+import { GgufFile } from "../gguf/reader.ts";
+import { convertHfToGguf } from "../hf/convert.ts";
 import { convertGgufToPack } from "../pack/convert.ts";
 import { PackFile } from "../pack/reader.ts";
 import { parseArgs } from "../std/cli.ts";
 
-const USAGE = `usage: edgemoe convert -m IN.gguf -o OUT.pack.gguf [--force]
+const USAGE = `usage: edgemoe convert -m IN.gguf|HF_DIR -o OUT.pack.gguf [--force] [--gguf]
 
 Converts a GGUF model whose experts are stacked (blk.N.ffn_{gate,up,down}_exps.weight)
 into an edgemoe pack: resident tensors first, then one 4096-aligned, checksummed blob per
 layer and expert. Tensor types are kept. The output is written to OUT.partial, synced and
-renamed; an existing OUT is refused unless --force. The result is read back and verified.`;
+renamed; an existing OUT is refused unless --force. The result is read back and verified.
+
+IN may be a Hugging Face model directory (config.json, tokenizer.json, *.safetensors) of
+Mixtral, Qwen2-MoE, Qwen3-MoE or OLMoE: it is converted to GGUF first (F32/F16/BF16 kept).
+With --gguf the output is that plain GGUF, which llama.cpp loads, instead of a pack.`;
+
+/** A progress reporter: a bar on a TTY, a line every 10% otherwise. */
+function progress(unit: string): (done: number, total: number) => void {
+  const tty = Deno.stderr.isTerminal();
+  const enc = new TextEncoder();
+  let lastPct = -1;
+  return (done, total) => {
+    const pct = Math.floor((done * 100) / total);
+    if (tty) {
+      const bar = "#".repeat(Math.floor(pct / 4)).padEnd(25, ".");
+      Deno.stderr.writeSync(enc.encode(`\r[${bar}] ${done}/${total} ${unit}`));
+      if (done === total) Deno.stderr.writeSync(enc.encode("\n"));
+    } else if (pct >= lastPct + 10 || done === total) {
+      lastPct = pct;
+      console.error(`convert: ${done}/${total} ${unit} (${pct}%)`);
+    }
+  };
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
+}
 
 /** Runs `edgemoe convert`; returns the exit code. */
 export async function convert(argv: string[]): Promise<number> {
   const args = parseArgs(argv, {
     string: ["model", "output"],
-    boolean: ["force", "help"],
+    boolean: ["force", "help", "gguf"],
     alias: { m: "model", o: "output", h: "help" },
   });
   if (args.help) {
@@ -34,27 +68,37 @@ export async function convert(argv: string[]): Promise<number> {
   if (!input || !output || args._.length > 0) {
     throw new EdgeMoeError("invalid_argument", "convert", `expected -m IN.gguf -o OUT.pack.gguf\n\n${USAGE}`);
   }
+  const t0 = performance.now();
+  const fromHf = isDirectory(input);
+  const tensorProgress = progress("tensors");
+  const onTensor = (i: number, n: number) => tensorProgress(i + 1, n);
+  if (args.gguf) {
+    if (!fromHf) {
+      throw new EdgeMoeError("invalid_argument", "convert", "--gguf needs a Hugging Face model directory as input");
+    }
+    await convertHfToGguf(input, output, { overwrite: Boolean(args.force), onTensor });
+    using g = GgufFile.open(output);
+    const secs = (performance.now() - t0) / 1000;
+    console.log(`wrote ${output}: ${g.size} bytes, ${g.tensors.length} tensors (read back) in ${secs.toFixed(2)} s`);
+    return 0;
+  }
   const lib = nativeLibrary();
   const checksum = (b: Uint8Array) => lib.checksum64(b);
-  const tty = Deno.stderr.isTerminal();
-  const enc = new TextEncoder();
-  let lastPct = -1;
-  const t0 = performance.now();
-  const result = await convertGgufToPack(input, output, {
-    overwrite: Boolean(args.force),
-    checksum,
-    onExpert(done, total) {
-      const pct = Math.floor((done * 100) / total);
-      if (tty) {
-        const bar = "#".repeat(Math.floor(pct / 4)).padEnd(25, ".");
-        Deno.stderr.writeSync(enc.encode(`\r[${bar}] ${done}/${total} experts`));
-        if (done === total) Deno.stderr.writeSync(enc.encode("\n"));
-      } else if (pct >= lastPct + 10 || done === total) {
-        lastPct = pct;
-        console.error(`convert: ${done}/${total} experts (${pct}%)`);
-      }
-    },
-  });
+  const ggufIn = fromHf
+    ? await Deno.makeTempFile({ dir: dirOf(output), prefix: ".edgemoe-hf-", suffix: ".gguf" })
+    : input;
+  let result;
+  try {
+    if (fromHf) await convertHfToGguf(input, ggufIn, { overwrite: true, onTensor });
+    result = await convertGgufToPack(ggufIn, output, {
+      overwrite: Boolean(args.force),
+      checksum,
+      onExpert: progress("experts"),
+      source: baseName(input),
+    });
+  } finally {
+    if (fromHf) await Deno.remove(ggufIn).catch(() => {});
+  }
   using pack = PackFile.open(output);
   for (const b of pack.blobs()) pack.readExpert(b.layer, b.expert, checksum);
   const secs = (performance.now() - t0) / 1000;
@@ -64,4 +108,14 @@ export async function convert(argv: string[]): Promise<number> {
     } s`,
   );
   return 0;
+}
+
+function dirOf(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i < 0 ? "." : i === 0 ? "/" : path.slice(0, i);
+}
+
+function baseName(path: string): string {
+  const p = path.replace(/\/+$/, "");
+  return p.slice(p.lastIndexOf("/") + 1);
 }

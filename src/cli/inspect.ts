@@ -5,6 +5,7 @@
  */
 import { GgufFile } from "../gguf/reader.ts";
 import type { GgufValue } from "../gguf/types.ts";
+import { PACK_KEYS } from "../pack/format.ts";
 import { isPack, PackFile } from "../pack/reader.ts";
 import { parseArgs } from "../std/cli.ts";
 
@@ -95,6 +96,8 @@ export function inspectReport(path: string): Record<string, unknown> {
       expertCount: pack.expertCount,
       expertTypes: combos,
       plan: { method: pack.plan.method, source: pack.plan.source },
+      sourceBytes: f.has(PACK_KEYS.sourceBytes) ? show(f.get(PACK_KEYS.sourceBytes)!) : undefined,
+      sourceXxh64: f.has(PACK_KEYS.sourceHash) ? show(f.get(PACK_KEYS.sourceHash)!) : undefined,
       perExpertTypes: pack.plan.types.map((l) => l.map((e) => e.join("/"))),
     };
   }

@@ -12,6 +12,7 @@ import { inspect } from "./inspect.ts";
 import { profile } from "./profile.ts";
 import { run } from "./run.ts";
 import { chat } from "./chat.ts";
+import { serve } from "./serve.ts";
 
 /** A subcommand: its one-line summary and its entry point. */
 interface Command {
@@ -22,6 +23,7 @@ interface Command {
 const COMMANDS: Record<string, Command> = {
   run: { summary: "generate text from a prompt", run },
   chat: { summary: "chat with a model through its chat template", run: chat },
+  serve: { summary: "serve the OpenAI HTTP API and a chat page", run: serve },
   info: { summary: "show the native library, its CPU variant and features", run: info },
   inspect: { summary: "show a GGUF file's or pack's architecture, tensors and metadata", run: inspect },
   convert: { summary: "convert a GGUF model into an expert-major pack", run: convert },

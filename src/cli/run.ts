@@ -87,6 +87,7 @@ export function run(argv: string[]): number {
           } ms waiting`,
       );
     }
+    lines.push(`peak RSS: ${formatSize(s.peakRssBytes)} (${s.peakRssBytes} bytes)`);
     const p = s.predictor;
     if (p.predicted > 0) {
       lines.push(

@@ -4,6 +4,7 @@
  * @module
  */
 export {
+  type ArrayOf,
   type ByteSource,
   checkAlignment,
   DEFAULT_ALIGNMENT,
@@ -30,7 +31,11 @@ export {
   ggmlTypeById,
   ggmlTypeByName,
   type GgmlTypeInfo,
+  type GgufArrayItemType,
   type GgufArrayValue,
+  type GgufBigIntType,
+  type GgufNumberType,
+  type GgufTypedArrays,
   type GgufValue,
   GgufValueType,
   type GgufValueTypeName,

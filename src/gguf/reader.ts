@@ -114,17 +114,24 @@ function fileSource(path: string): ByteSource {
   let file: Deno.FsFile | undefined;
   try {
     file = Deno.openSync(path, { read: true });
-    const size = file.statSync().size;
+    const stat = file.statSync();
+    if (!stat.isFile) throw new EdgeMoeError("invalid_argument", `open ${path}`, "not a regular file");
     return {
-      size,
+      size: stat.size,
       readAt(offset, dst) {
         if (!file) throw new EdgeMoeError("closed", `read ${path}`, "the file was closed");
-        file.seekSync(offset, Deno.SeekMode.Start);
         let done = 0;
-        while (done < dst.length) {
-          const n = file.readSync(dst.subarray(done));
-          if (n === null || n === 0) break;
-          done += n;
+        try {
+          file.seekSync(offset, Deno.SeekMode.Start);
+          while (done < dst.length) {
+            const n = file.readSync(dst.subarray(done));
+            if (n === null || n === 0) break;
+            done += n;
+          }
+        } catch (e) {
+          throw new EdgeMoeError("io", `read ${path}`, `at offset ${offset + done}: ${(e as Error).message}`, {
+            cause: e,
+          });
         }
         return done;
       },
@@ -135,6 +142,7 @@ function fileSource(path: string): ByteSource {
     };
   } catch (e) {
     file?.close();
+    if (e instanceof EdgeMoeError) throw e;
     const code: EdgeMoeErrorCode = e instanceof Deno.errors.NotFound ? "invalid_argument" : "io";
     throw new EdgeMoeError(code, `open ${path}`, (e as Error).message, { cause: e });
   }
@@ -147,28 +155,38 @@ export function checkAlignment(a: number, fail: (detail: string) => Error): void
   }
 }
 
+/**
+ * What is being read, for error messages: a name, or a name and an array
+ * index (kept apart so no text is built per array item unless it fails).
+ */
+type Label = string | readonly [string, number];
+
+function text(l: Label): string {
+  return typeof l === "string" ? l : `${l[0]}[${l[1]}]`;
+}
+
 /** Reads the head of a source forward, in bounded chunks, with a position for error messages. */
 class Cursor {
   #buf = new Uint8Array(0);
   #view = new DataView(this.#buf.buffer);
   #bufStart = 0;
   pos = 0;
-  readonly #decoder = new TextDecoder();
+  readonly #decoder = new TextDecoder("utf-8", { ignoreBOM: true }); // keep a leading U+FEFF: it is part of the string (e.g. a token)
 
   constructor(readonly src: ByteSource, readonly fail: (code: EdgeMoeErrorCode, detail: string) => EdgeMoeError) {}
 
   /** Makes `n` bytes at `pos` available; returns their index in the buffer. */
-  #need(n: number, what: string): number {
+  #need(n: number, what: Label): number {
     const rel = this.pos - this.#bufStart;
     if (rel + n <= this.#buf.length) return rel;
     if (this.pos + n > this.src.size) {
       throw this.fail(
         "corrupt_data",
-        `truncated: ${what} needs ${n} bytes at offset ${this.pos}, but the file is ${this.src.size} bytes`,
+        `truncated: ${text(what)} needs ${n} bytes at offset ${this.pos}, but the file is ${this.src.size} bytes`,
       );
     }
     if (this.pos + n > MAX_HEADER_BYTES) {
-      throw this.fail("corrupt_data", `header exceeds the cap of ${MAX_HEADER_BYTES} bytes at ${what}`);
+      throw this.fail("corrupt_data", `header exceeds the cap of ${MAX_HEADER_BYTES} bytes at ${text(what)}`);
     }
     const len = Math.min(Math.max(n, READ_CHUNK), this.src.size - this.pos);
     const buf = new Uint8Array(len);
@@ -197,32 +215,47 @@ class Cursor {
     return this.#view.getBigUint64(i, true);
   }
 
-  bytes(n: number, what: string): Uint8Array {
+  bytes(n: number, what: Label): Uint8Array {
     const i = this.#need(n, what);
     this.pos += n;
     return this.#buf.subarray(i, i + n);
   }
 
   /** A count stored as u64, checked against `cap` (a negative i64 shows as huge). */
-  count(what: string, cap: number): number {
+  count(what: Label, cap: number): number {
     const at = this.pos;
-    const v = this.u64(what);
-    if (v > BigInt(cap)) {
+    const i = this.#need(8, what);
+    this.pos += 8;
+    const lo = this.#view.getUint32(i, true), hi = this.#view.getUint32(i + 4, true);
+    if (hi !== 0 || lo > cap) {
+      const v = this.#view.getBigUint64(i, true);
       const signed = BigInt.asIntN(64, v);
       throw this.fail(
         "corrupt_data",
-        `${what} at offset ${at} is ${signed < 0n ? signed : v}, expected at most ${cap}`,
+        `${text(what)} at offset ${at} is ${signed < 0n ? signed : v}, expected at most ${cap}`,
       );
     }
-    return Number(v);
+    return lo;
   }
 
-  string(what: string, cap = MAX_STRING_BYTES): string {
-    const n = this.count(`length of ${what}`, cap);
-    return this.#decoder.decode(this.bytes(n, what));
+  string(what: Label, cap = MAX_STRING_BYTES): string {
+    const n = this.count(typeof what === "string" ? `length of ${what}` : [`length of ${what[0]}`, what[1]], cap);
+    const i = this.#need(n, what);
+    this.pos += n;
+    const buf = this.#buf;
+    if (n <= 32) {
+      // Short ASCII strings (most vocabulary tokens) without a TextDecoder call.
+      let s = "";
+      for (let k = i; k < i + n; k++) {
+        if (buf[k] >= 0x80) return this.#decoder.decode(buf.subarray(i, i + n));
+        s += String.fromCharCode(buf[k]);
+      }
+      return s;
+    }
+    return this.#decoder.decode(buf.subarray(i, i + n));
   }
 
-  scalar(type: GgufValueTypeName, what: string): number | bigint | boolean {
+  scalar(type: GgufValueTypeName, what: Label): number | bigint | boolean {
     const size = scalarBytes(type)!;
     const i = this.#need(size, what);
     const at = this.pos;
@@ -251,7 +284,7 @@ class Cursor {
         return dv.getBigInt64(i, true);
       case "bool": {
         const b = dv.getUint8(i);
-        if (b > 1) throw this.fail("corrupt_data", `${what} at offset ${at} is bool ${b}, expected 0 or 1`);
+        if (b > 1) throw this.fail("corrupt_data", `${text(what)} at offset ${at} is bool ${b}, expected 0 or 1`);
         return b === 1;
       }
       default:
@@ -298,12 +331,12 @@ function readArray(cur: Cursor, what: string): GgufArrayValue {
   }
   if (item === "string") {
     const out: string[] = new Array(n);
-    for (let i = 0; i < n; i++) out[i] = cur.string(`${what}[${i}]`);
+    for (let i = 0; i < n; i++) out[i] = cur.string([what, i]);
     return { type: "array", itemType: "string", value: out };
   }
   if (item === "bool") {
     const out: boolean[] = new Array(n);
-    for (let i = 0; i < n; i++) out[i] = cur.scalar("bool", `${what}[${i}]`) as boolean;
+    for (let i = 0; i < n; i++) out[i] = cur.scalar("bool", [what, i]) as boolean;
     return { type: "array", itemType: "bool", value: out };
   }
   const raw = cur.bytes(minBytes, what).slice();

@@ -96,23 +96,23 @@ export function tensorBytes(type: GgmlTypeInfo, elems: bigint): bigint | undefin
 }
 
 /** GGUF metadata value type ids (gguf.h `enum gguf_type`). */
-export const GgufValueType = Object.freeze(
-  {
-    u8: 0,
-    i8: 1,
-    u16: 2,
-    i16: 3,
-    u32: 4,
-    i32: 5,
-    f32: 6,
-    bool: 7,
-    string: 8,
-    array: 9,
-    u64: 10,
-    i64: 11,
-    f64: 12,
-  } as const,
-);
+export const GgufValueType: Readonly<
+  { u8: 0; i8: 1; u16: 2; i16: 3; u32: 4; i32: 5; f32: 6; bool: 7; string: 8; array: 9; u64: 10; i64: 11; f64: 12 }
+> = Object.freeze({
+  u8: 0,
+  i8: 1,
+  u16: 2,
+  i16: 3,
+  u32: 4,
+  i32: 5,
+  f32: 6,
+  bool: 7,
+  string: 8,
+  array: 9,
+  u64: 10,
+  i64: 11,
+  f64: 12,
+});
 
 /** A GGUF metadata value type by name. */
 export type GgufValueTypeName = keyof typeof GgufValueType;
@@ -152,15 +152,25 @@ export function scalarBytes(type: GgufValueTypeName): number | undefined {
 
 /** Typed arrays by numeric element type (how arrays of numbers are held). */
 export interface GgufTypedArrays {
+  /** u8 items. */
   u8: Uint8Array;
+  /** i8 items. */
   i8: Int8Array;
+  /** u16 items. */
   u16: Uint16Array;
+  /** i16 items. */
   i16: Int16Array;
+  /** u32 items. */
   u32: Uint32Array;
+  /** i32 items. */
   i32: Int32Array;
+  /** f32 items. */
   f32: Float32Array;
+  /** f64 items. */
   f64: Float64Array;
+  /** u64 items. */
   u64: BigUint64Array;
+  /** i64 items. */
   i64: BigInt64Array;
 }
 

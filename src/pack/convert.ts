@@ -11,12 +11,26 @@
 import { EdgeMoeError } from "../errors.ts";
 import { GgufFile, type GgufTensorInfo } from "../gguf/reader.ts";
 import type { GgufTensorSpec, GgufWriteResult } from "../gguf/writer.ts";
-import { EXPERT_PARTS, type ExpertPart } from "./format.ts";
+import { EXPERT_PARTS, type ExpertPart, SOURCE_HASH_CHUNK } from "./format.ts";
 import { isPack } from "./reader.ts";
 import { type ExpertTensorSource, writePack } from "./writer.ts";
 
 /** Matches llama.cpp's stacked expert tensors; groups: layer, part. */
 const STACKED_RE = /^blk\.(\d+)\.ffn_(gate|up|down)_exps\.weight$/;
+
+/**
+ * The identity of a whole file, computed with the one-shot blob checksum: XXH64
+ * (seed 0) of the little-endian u64 XXH64s of its consecutive 8 MiB chunks
+ * (the last one shorter). One sequential read of the file.
+ */
+export function sourceHash(f: GgufFile, checksum: (bytes: Uint8Array) => bigint): bigint {
+  const sums = new BigUint64Array(Math.ceil(f.size / SOURCE_HASH_CHUNK));
+  for (let i = 0; i < sums.length; i++) {
+    const at = i * SOURCE_HASH_CHUNK;
+    sums[i] = checksum(f.readRange(at, Math.min(SOURCE_HASH_CHUNK, f.size - at)));
+  }
+  return checksum(new Uint8Array(sums.buffer));
+}
 
 /** Options of {@linkcode convertGgufToPack}. */
 export interface ConvertOptions {
@@ -26,6 +40,8 @@ export interface ConvertOptions {
   checksum: (bytes: Uint8Array) => bigint;
   /** Called after each expert blob is written. */
   onExpert?: (done: number, total: number) => void;
+  /** The source recorded in the pack's plan (default: the input's file name). */
+  source?: string;
 }
 
 /**
@@ -91,6 +107,7 @@ export async function convertGgufToPack(input: string, output: string, opts: Con
     expertLayers: layers,
     expertCount: count,
     expert,
-    plan: { method: "copy", source: input.slice(input.lastIndexOf("/") + 1) },
+    plan: { method: "copy", source: opts.source ?? input.slice(input.lastIndexOf("/") + 1) },
+    source: { bytes: src.size, hash: sourceHash(src, opts.checksum) },
   }, opts);
 }

@@ -22,6 +22,8 @@
  * | `edgemoe.expert_count`       | u32         | experts per layer                                |
  * | `edgemoe.expert_checksums`   | array u64   | blob checksums, layer-major (`i·count + expert`) |
  * | `edgemoe.plan`               | string      | JSON `PackPlan`: the per-expert types and source |
+ * | `edgemoe.source_bytes`       | u64         | size of the file converted (optional)            |
+ * | `edgemoe.source_xxh64`       | u64         | its `sourceHash` (optional)                      |
  *
  * @module
  */
@@ -38,7 +40,12 @@ export const PACK_KEYS = {
   expertCount: "edgemoe.expert_count",
   checksums: "edgemoe.expert_checksums",
   plan: "edgemoe.plan",
+  sourceBytes: "edgemoe.source_bytes",
+  sourceHash: "edgemoe.source_xxh64",
 } as const;
+
+/** Bytes per chunk of `edgemoe.source_xxh64`. */
+export const SOURCE_HASH_CHUNK = 8 << 20;
 
 /** The three matrices of an expert FFN. */
 export const EXPERT_PARTS = ["gate", "up", "down"] as const;

@@ -13,6 +13,7 @@ export {
   PACK_FORMAT_VERSION,
   PACK_KEYS,
   type PackPlan,
+  SOURCE_HASH_CHUNK,
 } from "./format.ts";
 export { type BlobTensor, type ExpertBlob, isPack, PackFile } from "./reader.ts";
 export { type ExpertTensorSource, type PackSpec, type PackWriteOptions, writePack } from "./writer.ts";

@@ -44,6 +44,8 @@ export interface PackSpec {
   expert(layer: number, expert: number): Record<ExpertPart, ExpertTensorSource>;
   /** How the expert types were chosen (recorded as `edgemoe.plan`; its `types` are filled in here). */
   plan: Omit<PackPlan, "types">;
+  /** The converted file's size and `sourceHash`, recorded as `edgemoe.source_bytes` / `edgemoe.source_xxh64`. */
+  source?: { bytes: number; hash: bigint };
 }
 
 /** Options of {@linkcode writePack}. */
@@ -147,6 +149,12 @@ export async function writePack(path: string, spec: PackSpec, opts: PackWriteOpt
     [PACK_KEYS.checksums, { type: "array", itemType: "u64", value: new BigUint64Array(total) }],
     [PACK_KEYS.plan, { type: "string", value: JSON.stringify(plan) }],
   );
+  if (spec.source) {
+    metadata.push(
+      [PACK_KEYS.sourceBytes, { type: "u64", value: BigInt(spec.source.bytes) }],
+      [PACK_KEYS.sourceHash, { type: "u64", value: spec.source.hash }],
+    );
+  }
   return await writeGguf(path, metadata, tensors, {
     overwrite: opts.overwrite,
     patch: () => [[PACK_KEYS.checksums, { type: "array", itemType: "u64", value: checksums }]],

@@ -6,7 +6,7 @@
  */
 import { EdgeMoeError } from "../errors.ts";
 import { PRE_TOKENIZERS } from "./pretokenize.ts";
-import type { TokenizerSpec } from "./spec.ts";
+import { EOG_TEXTS, type TokenizerSpec } from "./spec.ts";
 import { MAX_VOCAB, VocabTokenizer } from "./tokenizer.ts";
 
 /**
@@ -86,7 +86,13 @@ export function specFromGguf(meta: GgufTokenizerMetadata): TokenizerSpec {
       `the file has no tokenizer: tokenizer.ggml.${model === undefined ? "model" : "tokens"} is missing`,
     );
   }
-  const types = array(meta, "tokenizer.ggml.token_type", isNumber, "integers");
+  const types = array(meta, "tokenizer.ggml.token_type", isNumber, "integers") ?? tokens.map(() => 1);
+  // llama.cpp makes end-of-generation texts control tokens whatever type the file gives them.
+  const lastId = new Map(tokens.map((t, i) => [t, i]));
+  for (const text of EOG_TEXTS) {
+    const id = lastId.get(text);
+    if (id !== undefined && id < types.length) types[id] = 3;
+  }
   const eog = ["eot", "eom"].map((k) => int(meta, `tokenizer.ggml.${k}_token_id`)).filter((x) => x !== undefined);
   const common = {
     tokens,
@@ -96,8 +102,8 @@ export function specFromGguf(meta: GgufTokenizerMetadata): TokenizerSpec {
   };
   if (model === "gpt2") {
     const pre = str(meta, "tokenizer.ggml.pre") ?? "default";
-    const regexes = PRE_TOKENIZERS[pre];
-    if (regexes === undefined) {
+    const known = Object.hasOwn(PRE_TOKENIZERS, pre) ? PRE_TOKENIZERS[pre] : undefined;
+    if (known === undefined) {
       throw new EdgeMoeError(
         "unsupported",
         OP,
@@ -106,18 +112,17 @@ export function specFromGguf(meta: GgufTokenizerMetadata): TokenizerSpec {
     }
     const merges = array(meta, "tokenizer.ggml.merges", isString, "strings");
     if (merges === undefined) throw wrongType("tokenizer.ggml.merges", "an array of strings", undefined);
-    const llama3 = pre === "llama-bpe" || pre === "llama3";
     return {
       ...common,
       model: "bpe",
       byteLevel: true,
       merges,
-      preTokenizer: regexes,
-      ignoreMerges: llama3,
+      preTokenizer: known.regexes,
+      ignoreMerges: known.ignoreMerges,
       bosId: int(meta, "tokenizer.ggml.bos_token_id"),
       eosId: int(meta, "tokenizer.ggml.eos_token_id"),
       unkId: int(meta, "tokenizer.ggml.unknown_token_id"),
-      addBos: bool(meta, "tokenizer.ggml.add_bos_token") ?? llama3,
+      addBos: bool(meta, "tokenizer.ggml.add_bos_token") ?? known.addBosDefault,
     };
   }
   if (model === "llama") {
@@ -161,4 +166,30 @@ export function specFromGguf(meta: GgufTokenizerMetadata): TokenizerSpec {
  */
 export function tokenizerFromGguf(meta: GgufTokenizerMetadata): VocabTokenizer {
   return new VocabTokenizer(specFromGguf(meta));
+}
+
+/**
+ * An open GGUF file as far as the tokenizer needs it: its metadata, each value
+ * with its GGUF type (what `GgufFile` from the gguf module provides).
+ */
+export interface GgufMetadataSource {
+  /** Metadata values by key. */
+  readonly metadata: ReadonlyMap<string, { readonly value: unknown }>;
+}
+
+/**
+ * Builds the tokenizer of an open GGUF file.
+ *
+ * @example
+ * ```ts
+ * import { GgufFile, tokenizerFromGgufFile } from "@edgemoe/edgemoe";
+ * using file = GgufFile.open("model.gguf");
+ * const tok = tokenizerFromGgufFile(file);
+ * console.log(tok.decode(tok.encode("Hello")));
+ * ```
+ */
+export function tokenizerFromGgufFile(file: GgufMetadataSource): VocabTokenizer {
+  const meta = new Map<string, unknown>();
+  for (const [key, v] of file.metadata) if (key.startsWith("tokenizer.ggml.")) meta.set(key, v.value);
+  return tokenizerFromGguf(meta);
 }

@@ -48,11 +48,12 @@ function tokenName(v: unknown): string | undefined {
 interface PreTokenization {
   byteLevel: boolean;
   regexes: string[];
-  metaspace: boolean;
+  /** Hugging Face's Metaspace pre-tokenizer: when it prepends ▁, and whether it splits words at ▁. */
+  metaspace?: { prepend: "always" | "first" | "never"; split: boolean };
 }
 
 function preTokenizer(v: unknown): PreTokenization {
-  const result: PreTokenization = { byteLevel: false, regexes: [], metaspace: false };
+  const result: PreTokenization = { byteLevel: false, regexes: [] };
   if (v === null || v === undefined) return result;
   const p = obj(v, "pre_tokenizer");
   const steps = p.type === "Sequence" ? list(p.pretokenizers, "pre_tokenizer.pretokenizers") : [p];
@@ -68,11 +69,12 @@ function preTokenizer(v: unknown): PreTokenization {
       if (step.behavior !== "Isolated" || step.invert === true) unsupportedStep(step, `behavior ${step.behavior}`);
       result.regexes.push(pattern.Regex as string);
     } else if (step.type === "Metaspace") {
-      if (step.replacement !== "\u2581" || step.split === true) unsupportedStep(step, "split or another replacement");
-      if (step.prepend_scheme !== undefined && step.prepend_scheme !== "always") {
-        unsupportedStep(step, `prepend_scheme "${step.prepend_scheme}"`);
+      if (step.replacement !== "\u2581") unsupportedStep(step, `replacement ${JSON.stringify(step.replacement)}`);
+      const scheme = step.prepend_scheme ?? (step.add_prefix_space === false ? "never" : "always");
+      if (scheme !== "always" && scheme !== "first" && scheme !== "never") {
+        unsupportedStep(step, `prepend_scheme ${JSON.stringify(scheme)}`);
       }
-      result.metaspace = true;
+      result.metaspace = { prepend: scheme as "always" | "first" | "never", split: step.split !== false };
     } else unsupportedStep(step, "this type");
   }
   return result;
@@ -154,12 +156,14 @@ export function specFromHf(tokenizerJson: unknown, tokenizerConfig?: unknown): T
     });
   }
   for (const a of added) types[a.id as number] = a.special === true ? 3 : 4;
-  const unk = typeof model.unk_token === "string" ? vocab[model.unk_token] as number : undefined;
+  const unk = typeof model.unk_token === "string" && Object.hasOwn(vocab, model.unk_token)
+    ? vocab[model.unk_token] as number
+    : undefined;
   if (unk !== undefined) types[unk] = 2;
 
   const pre = preTokenizer(root.pre_tokenizer);
   const norm = normalizer(root.normalizer);
-  if (pre.byteLevel === (norm.spaceMarker || pre.metaspace)) {
+  if (pre.byteLevel === (norm.spaceMarker || pre.metaspace !== undefined)) {
     throw unsupported("expected either a ByteLevel pre-tokenizer or SentencePiece-style ▁ spaces, not both or neither");
   }
   if (norm.nfc && !pre.byteLevel) throw unsupported("NFC normalization without a ByteLevel pre-tokenizer");
@@ -184,7 +188,10 @@ export function specFromHf(tokenizerJson: unknown, tokenizerConfig?: unknown): T
     byteFallback,
     fuseUnknown: model.fuse_unk === true,
     spaceMarker: !pre.byteLevel,
-    addSpacePrefix: !pre.byteLevel,
+    addSpacePrefix: norm.spaceMarker || (pre.metaspace !== undefined && pre.metaspace.prepend !== "never"),
+    prefixOnlyAtStart: pre.metaspace?.prepend === "first",
+    prefixUnlessSpace: pre.metaspace !== undefined,
+    splitAtSpaceMarker: pre.metaspace?.split === true,
     normalizeNfc: norm.nfc,
     unkId: unk,
     bosId,

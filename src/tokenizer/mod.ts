@@ -6,6 +6,6 @@
  */
 export { VocabTokenizer } from "./tokenizer.ts";
 export type { TokenizerSpec } from "./spec.ts";
-export { specFromGguf, tokenizerFromGguf } from "./gguf.ts";
-export type { GgufTokenizerMetadata } from "./gguf.ts";
+export { specFromGguf, tokenizerFromGguf, tokenizerFromGgufFile } from "./gguf.ts";
+export type { GgufMetadataSource, GgufTokenizerMetadata } from "./gguf.ts";
 export { specFromHf, tokenizerFromHf } from "./hf.ts";

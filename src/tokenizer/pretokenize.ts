@@ -18,14 +18,39 @@ export const LLAMA3_REGEX = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?
 export const QWEN2_REGEX = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}|" +
   " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
-/** `tokenizer.ggml.pre` values this module knows, and their regexes (applied in order). */
-export const PRE_TOKENIZERS: Readonly<Record<string, readonly string[]>> = {
-  "gpt-2": [GPT2_REGEX],
-  "gpt2": [GPT2_REGEX],
-  "olmo": [GPT2_REGEX],
-  "llama-bpe": [LLAMA3_REGEX],
-  "llama3": [LLAMA3_REGEX],
-  "qwen2": [QWEN2_REGEX],
+/** How llama.cpp treats one `tokenizer.ggml.pre` value (src/llama-vocab.cpp). */
+export interface GgufPreTokenizer {
+  /** Regexes, applied in order. */
+  readonly regexes: readonly string[];
+  /** Whole words found in the vocabulary skip merging. */
+  readonly ignoreMerges: boolean;
+  /** BOS is added when the file has no `tokenizer.ggml.add_bos_token`. */
+  readonly addBosDefault: boolean;
+}
+
+const gpt2: GgufPreTokenizer = { regexes: [GPT2_REGEX], ignoreMerges: false, addBosDefault: false };
+const qwen2: GgufPreTokenizer = { regexes: [QWEN2_REGEX], ignoreMerges: false, addBosDefault: false };
+const llama3: GgufPreTokenizer = { regexes: [LLAMA3_REGEX], ignoreMerges: true, addBosDefault: true };
+const llama3Regex: GgufPreTokenizer = { regexes: [LLAMA3_REGEX], ignoreMerges: false, addBosDefault: false };
+
+/** The `tokenizer.ggml.pre` values supported, with llama.cpp's names. */
+export const PRE_TOKENIZERS: Readonly<Record<string, GgufPreTokenizer>> = {
+  "gpt-2": gpt2,
+  "phi-2": gpt2,
+  "mpt": gpt2,
+  "olmo": gpt2,
+  "jais": gpt2,
+  "roberta-bpe": gpt2,
+  "qwen2": qwen2,
+  "deepseek-r1-qwen": qwen2,
+  "stablelm2": qwen2,
+  "llama3": llama3,
+  "llama-v3": llama3,
+  "llama-bpe": llama3,
+  "falcon3": llama3,
+  "pixtral": llama3,
+  "dbrx": llama3Regex,
+  "smaug-bpe": llama3Regex,
 };
 
 /**

@@ -6,6 +6,28 @@
  * @module
  */
 
+/**
+ * Texts of end-of-generation tokens (llama.cpp's list, src/llama-vocab.cpp, without the gpt-oss and
+ * solar-open entries): a control token with one of these texts ends a generation.
+ */
+export const EOG_TEXTS: ReadonlySet<string> = new Set([
+  "<|eot_id|>",
+  "<|im_end|>",
+  "<|end|>",
+  "<end_of_turn>",
+  "<|endoftext|>",
+  "</s>",
+  "<|eom_id|>",
+  "<EOT>",
+  "_<EOT>",
+  "[EOT]",
+  "[EOS]",
+  "<|end_of_text|>",
+  "<end_of_utterance>",
+  "<eos>",
+  "<\uff5cend\u2581of\u2581sentence\uff5c>",
+]);
+
 /** A vocabulary and the rules for using it. */
 export interface TokenizerSpec {
   /**
@@ -34,6 +56,12 @@ export interface TokenizerSpec {
   spaceMarker?: boolean;
   /** With `spaceMarker`: a space is prepended to text at the start and after each special token. */
   addSpacePrefix?: boolean;
+  /** With `addSpacePrefix`: only the text at the very start of the input gets one (Metaspace `"first"`). */
+  prefixOnlyAtStart?: boolean;
+  /** With `addSpacePrefix`: text that already starts with a space gets none (Hugging Face's Metaspace). */
+  prefixUnlessSpace?: boolean;
+  /** With `spaceMarker`: every `▁` starts a new word and merges never cross it (Metaspace `split`). */
+  splitAtSpaceMarker?: boolean;
   /** Text is put in Unicode NFC before tokenization (Qwen2's tokenizer.json; llama.cpp does not). */
   normalizeNfc?: boolean;
   /** Consecutive unknown tokens become one. */

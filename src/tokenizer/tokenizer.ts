@@ -9,10 +9,10 @@
  */
 import { EdgeMoeError } from "../errors.ts";
 import type { DecodeOptions, EncodeOptions, StreamDecoder, Tokenizer, TokenKind } from "../types.ts";
-import { BYTE_TO_CHAR, fromByteAlphabet, toByteAlphabet } from "./byte_level.ts";
+import { BYTE_TO_CHAR, charToByte, fromByteAlphabet, toByteAlphabet } from "./byte_level.ts";
 import { MergeQueue, type PairLookup } from "./merge_queue.ts";
 import { PreTokenizer } from "./pretokenize.ts";
-import type { TokenizerSpec } from "./spec.ts";
+import { EOG_TEXTS, type TokenizerSpec } from "./spec.ts";
 import { WordCache } from "./word_cache.ts";
 
 /** Largest vocabulary accepted (real ones are ≤ 262,144). */
@@ -20,8 +20,6 @@ export const MAX_VOCAB = 1 << 22;
 
 const KINDS: readonly TokenKind[] = ["normal", "normal", "unknown", "control", "user_defined", "unused", "byte"];
 const SPACE_MARKER = "\u2581";
-/** Texts of end-of-generation tokens, recognised as llama.cpp does when they are control tokens. */
-const EOG_TEXTS = new Set(["<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>"]);
 
 function bad(detail: string): EdgeMoeError {
   return new EdgeMoeError("corrupt_data", "build tokenizer", detail);
@@ -117,7 +115,9 @@ export class VocabTokenizer implements Tokenizer {
       throw bad("the vocabulary has neither all 256 <0xNN> byte tokens nor an unknown token");
     }
     const crossing = /[^\u2581]\u2581/;
-    this.#spaceWords = spec.spaceMarker && !tokens.some((t) => crossing.test(t))
+    this.#spaceWords = spec.splitAtSpaceMarker
+      ? /[^\u2581]+|\u2581[^\u2581]*/g
+      : spec.spaceMarker && !tokens.some((t) => crossing.test(t))
       ? /\u2581*[^\u2581]+|\u2581+/g
       : undefined;
     this.#lookup = spec.model === "bpe" ? this.#rankLookup(spec) : this.#scoreLookup(spec);
@@ -147,9 +147,11 @@ export class VocabTokenizer implements Tokenizer {
       if (typeof m === "string") {
         const sp = m.indexOf(" ", 1);
         if (sp < 0) throw bad(`merge ${r} "${m}" is not "left right"`);
-        [left, right] = [m.slice(0, sp), m.slice(sp + 1)];
+        left = m.slice(0, sp);
+        right = m.slice(sp + 1);
       } else if (Array.isArray(m) && m.length === 2 && typeof m[0] === "string" && typeof m[1] === "string") {
-        [left, right] = m;
+        left = m[0];
+        right = m[1];
       } else throw bad(`merge ${r} is ${JSON.stringify(m)}, expected "left right" or [left, right]`);
       const a = this.#ids.get(left), b = this.#ids.get(right), c = this.#ids.get(left + right);
       if (a === undefined || b === undefined || c === undefined) {
@@ -157,7 +159,7 @@ export class VocabTokenizer implements Tokenizer {
         throw bad(`merge ${r} "${left} ${right}" refers to "${missing}", which is not in the vocabulary`);
       }
       const key = a * n + b;
-      if (!ranks.has(key)) ranks.set(key, r);
+      if (ranks.get(key) === undefined) ranks.set(key, r);
       results[r] = c;
     }
     return (a, b) => {
@@ -222,18 +224,19 @@ export class VocabTokenizer implements Tokenizer {
     if (special !== undefined) {
       special.lastIndex = 0;
       for (let m = special.exec(text); m !== null; m = special.exec(text)) {
-        if (m.index > last) this.#encodeText(text.slice(last, m.index), afterSpecial, out);
+        if (m.index > last) this.#encodeText(text.slice(last, m.index), afterSpecial, last === 0, out);
         out.push(this.#ids.get(m[0])!);
         afterSpecial = true;
         last = m.index + m[0].length;
       }
     }
-    if (last < text.length) this.#encodeText(last === 0 ? text : text.slice(last), afterSpecial, out);
+    if (last < text.length) this.#encodeText(last === 0 ? text : text.slice(last), afterSpecial, last === 0, out);
     if (addSpecial && this.#spec.addEos && this.eosId !== undefined) out.push(this.eosId);
     return out.finish();
   }
 
-  #encodeText(text: string, afterSpecial: boolean, out: IdBuffer): void {
+  /** Tokenizes text between special tokens; `atStart` says it begins the input. */
+  #encodeText(text: string, afterSpecial: boolean, atStart: boolean, out: IdBuffer): void {
     const spec = this.#spec;
     if (spec.normalizeNfc) text = text.normalize("NFC");
     if (this.#pre !== undefined) {
@@ -241,7 +244,10 @@ export class VocabTokenizer implements Tokenizer {
       return;
     }
     if (spec.spaceMarker) {
-      text = (spec.addSpacePrefix && afterSpecial ? SPACE_MARKER : "") + text.replaceAll(" ", SPACE_MARKER);
+      text = text.replaceAll(" ", SPACE_MARKER);
+      const prefix = spec.addSpacePrefix && afterSpecial && (atStart || !spec.prefixOnlyAtStart) &&
+        !(spec.prefixUnlessSpace && text.startsWith(SPACE_MARKER));
+      if (prefix) text = SPACE_MARKER + text;
     }
     if (this.#spaceWords === undefined) this.#emitWord(text, 0, text.length, out);
     else for (const m of text.matchAll(this.#spaceWords)) this.#emitWord(text, m.index, m.index + m[0].length, out);
@@ -267,7 +273,7 @@ export class VocabTokenizer implements Tokenizer {
       if (whole !== undefined) return Uint32Array.of(whole);
     }
     const symbols = new Int32Array(mapped.length);
-    for (let i = 0; i < mapped.length; i++) symbols[i] = this.#ids.get(mapped[i])!;
+    for (let i = 0; i < mapped.length; i++) symbols[i] = this.#byteIds[charToByte(mapped.charCodeAt(i))];
     const len = this.#queue.run(symbols, symbols.length, this.#lookup);
     return Uint32Array.from(symbols.subarray(0, len));
   }

@@ -47,9 +47,10 @@
  * @module
  */
 import { EdgeMoeError } from "../../src/errors.ts";
+import { argmaxOf } from "./reference.ts";
 
 /** Offsets into `llama_model_params` (see the module comment). */
-export const MODEL_PARAMS = { n_gpu_layers: 16, use_extra_bufts: 74, size: 80 } as const;
+export const MODEL_PARAMS = { n_gpu_layers: 16, vocab_only: 72, use_extra_bufts: 74, size: 80 } as const;
 
 /** Offsets into `llama_context_params` (see the module comment). */
 export const CONTEXT_PARAMS = {
@@ -189,14 +190,16 @@ export function llamaLogMark(): number {
 }
 
 /**
- * The lines llama.cpp and ggml logged since `mark` (default: all kept), oldest first. They log through
- * this module, not to stderr; the last 2000 lines are kept.
+ * The lines llama.cpp and ggml logged during this module's calls (load, context creation, decode,
+ * quantize) since `mark` (default: all kept), oldest first; the last 2000 lines are kept. Outside
+ * those calls they log to stderr.
  */
 export function llamaLog(mark = 0): string[] {
   return logLines.slice(logLines.length - Math.min(logTotal - mark, logLines.length));
 }
 
 let loaded: { llama: LlamaSymbols; dir: string } | undefined;
+/** The log callback; installed only while {@linkcode logged} runs. */
 let logCallback: Deno.UnsafeCallback<{ parameters: ["i32", "pointer", "pointer"]; result: "void" }> | undefined;
 
 function cString(s: string): Uint8Array<ArrayBuffer> {
@@ -242,14 +245,33 @@ export function openLlama(dir: string = DEFAULT_LLAMA_DIR): LlamaSymbols {
   }
   logCallback = new Deno.UnsafeCallback({ parameters: ["i32", "pointer", "pointer"], result: "void" }, onLog);
   const base = openLib(`${d}libggml-base.so`, baseSymbols);
-  base.symbols.ggml_log_set(logCallback.pointer, null);
   const ggml = openLib(`${d}libggml.v0.5.0.so`, ggmlSymbols);
-  ggml.symbols.ggml_backend_load_all_from_path(cString(d));
+  base.symbols.ggml_log_set(logCallback.pointer, null);
+  try {
+    ggml.symbols.ggml_backend_load_all_from_path(cString(d));
+  } finally {
+    base.symbols.ggml_log_set(null, null);
+  }
   const llama = openLib(`${d}libllama.v0.5.0.so`, llamaSymbols).symbols;
-  llama.llama_log_set(logCallback.pointer, null);
-  llama.llama_backend_init();
   loaded = { llama, dir: d };
+  logged(() => llama.llama_backend_init());
   return llama;
+}
+
+/**
+ * Runs `fn` with llama.cpp's and ggml's logging routed into {@linkcode llamaLog}, then back to their
+ * default (stderr). The routing is process-wide and the callback belongs to this isolate, so it must
+ * not outlive the call: Deno runs test files in parallel isolates of one process, and ggml logging
+ * into the callback of an isolate that has ended crashes the process.
+ */
+function logged<T>(fn: () => T): T {
+  const l = loaded!.llama;
+  l.llama_log_set(logCallback!.pointer, null);
+  try {
+    return fn();
+  } finally {
+    l.llama_log_set(null, null);
+  }
 }
 
 /**
@@ -303,7 +325,7 @@ export function quantizeModel(input: string, output: string, ftype: number, thre
   v.setInt32(QUANTIZE_PARAMS.ftype, ftype, true);
   const partial = `${output}.partial`;
   const mark = llamaLogMark();
-  const rc = llama.llama_model_quantize(cString(input), cString(partial), params);
+  const rc = logged(() => llama.llama_model_quantize(cString(input), cString(partial), params));
   if (rc !== 0) {
     try {
       Deno.removeSync(partial);
@@ -328,6 +350,11 @@ export interface LlamaModelOptions {
   flashAttn?: -1 | 0 | 1;
   /** Where the libraries are (default {@linkcode DEFAULT_LLAMA_DIR}). */
   dir?: string;
+  /**
+   * Load only the vocabulary (a GGUF holding only tokenizer metadata works too): tokenize, detokenize,
+   * piece and meta work; there is no context, so evaluate and greedy are `unsupported`.
+   */
+  vocabOnly?: boolean;
 }
 
 /** `llama_tokenize`'s flags. */
@@ -346,7 +373,7 @@ export interface DetokenizeOptions {
   unparseSpecial?: boolean;
 }
 
-/** A GGUF model loaded by llama.cpp, with one context (one sequence). */
+/** A GGUF model loaded by llama.cpp, with one context (one sequence) unless loaded vocab-only. */
 export class LlamaModel {
   #llama: LlamaSymbols;
   #model: Deno.PointerObject | null;
@@ -356,24 +383,23 @@ export class LlamaModel {
   readonly path: string;
   /** Vocabulary size: the length of each logits row. */
   readonly nVocab: number;
-  /** Context length in tokens, as llama.cpp reports it. */
+  /** Context length in tokens, as llama.cpp reports it (0 when loaded vocab-only). */
   readonly nCtx: number;
 
   private constructor(
     llama: LlamaSymbols,
     path: string,
     model: Deno.PointerObject,
-    ctx: Deno.PointerObject,
+    vocab: Deno.PointerObject,
+    ctx: Deno.PointerObject | null,
   ) {
     this.#llama = llama;
     this.#model = model;
+    this.#vocab = vocab;
     this.#ctx = ctx;
     this.path = path;
-    const vocab = llama.llama_model_get_vocab(model);
-    if (vocab === null) throw new EdgeMoeError("corrupt_data", "load model", `${path}: llama.cpp built no vocabulary`);
-    this.#vocab = vocab;
     this.nVocab = llama.llama_vocab_n_tokens(vocab);
-    this.nCtx = llama.llama_n_ctx(ctx);
+    this.nCtx = ctx === null ? 0 : llama.llama_n_ctx(ctx);
   }
 
   /**
@@ -403,11 +429,18 @@ export class LlamaModel {
     const mp = llama.llama_model_default_params();
     const mview = new DataView(mp.buffer, mp.byteOffset, mp.byteLength);
     mview.setInt32(MODEL_PARAMS.n_gpu_layers, 0, true);
+    mview.setUint8(MODEL_PARAMS.vocab_only, opts.vocabOnly ? 1 : 0);
     const logStart = llamaLogMark();
-    const model = llama.llama_model_load_from_file(cString(path), mp);
+    const model = logged(() => llama.llama_model_load_from_file(cString(path), mp));
     if (model === null) {
       throw new EdgeMoeError("corrupt_data", op, `llama.cpp refused the file: ${errorLines(logStart)}`);
     }
+    const vocab = llama.llama_model_get_vocab(model);
+    if (vocab === null) {
+      logged(() => llama.llama_model_free(model));
+      throw new EdgeMoeError("corrupt_data", op, "llama.cpp built no vocabulary");
+    }
+    if (opts.vocabOnly) return new LlamaModel(llama, path, model, vocab, null);
     const cp = llama.llama_context_default_params();
     const c = new DataView(cp.buffer, cp.byteOffset, cp.byteLength);
     c.setUint32(CONTEXT_PARAMS.n_ctx, nCtx, true);
@@ -418,22 +451,28 @@ export class LlamaModel {
     c.setInt32(CONTEXT_PARAMS.flash_attn_type, opts.flashAttn ?? 0, true);
     c.setInt32(CONTEXT_PARAMS.type_k, opts.kvType ?? 0, true);
     c.setInt32(CONTEXT_PARAMS.type_v, opts.kvType ?? 0, true);
-    const ctx = llama.llama_init_from_model(model, cp);
+    const ctx = logged(() => llama.llama_init_from_model(model, cp));
     if (ctx === null) {
-      llama.llama_model_free(model);
+      logged(() => llama.llama_model_free(model));
       throw new EdgeMoeError("corrupt_data", op, `llama.cpp could not create a context: ${errorLines(logStart)}`);
     }
-    return new LlamaModel(llama, path, model, ctx);
+    return new LlamaModel(llama, path, model, vocab, ctx);
   }
 
-  #live(op: string): { model: Deno.PointerObject; ctx: Deno.PointerObject } {
-    if (this.#model === null || this.#ctx === null) {
-      throw new EdgeMoeError("closed", op, `the llama.cpp model ${this.path} was closed`);
-    }
+  #live(op: string): { model: Deno.PointerObject; ctx: Deno.PointerObject | null } {
+    if (this.#model === null) throw new EdgeMoeError("closed", op, `the llama.cpp model ${this.path} was closed`);
     return { model: this.#model, ctx: this.#ctx };
   }
 
-  /** Facts llama.cpp reports about the model and context (what it read from the file). */
+  #context(op: string): Deno.PointerObject {
+    const { ctx } = this.#live(op);
+    if (ctx === null) {
+      throw new EdgeMoeError("unsupported", op, `${this.path} was loaded vocab-only: there is no context to run`);
+    }
+    return ctx;
+  }
+
+  /** Facts llama.cpp reports about the model and context (what it read from the file); vocab-only: vocabulary facts, 0 elsewhere. */
   info(): {
     desc: string;
     nEmbd: number;
@@ -452,6 +491,17 @@ export class LlamaModel {
   } {
     const { model, ctx } = this.#live("model info");
     const l = this.#llama;
+    const vocab = {
+      vocabType: l.llama_vocab_type(this.#vocab),
+      bos: l.llama_vocab_bos(this.#vocab),
+      eos: l.llama_vocab_eos(this.#vocab),
+      addBos: l.llama_vocab_get_add_bos(this.#vocab),
+    };
+    // A vocab-only model has no hyperparameters: llama.cpp aborts the process if they are read.
+    if (ctx === null) {
+      const none = { nEmbd: 0, nLayer: 0, nHead: 0, nHeadKv: 0, nBatch: 0, nUbatch: 0, nSeqMax: 0 };
+      return { desc: "", ...none, ...vocab, threads: 0, threadsBatch: 0 };
+    }
     const buf = new Uint8Array(256);
     const n = l.llama_model_desc(model, buf, BigInt(buf.length));
     return {
@@ -460,10 +510,7 @@ export class LlamaModel {
       nLayer: l.llama_model_n_layer(model),
       nHead: l.llama_model_n_head(model),
       nHeadKv: l.llama_model_n_head_kv(model),
-      vocabType: l.llama_vocab_type(this.#vocab),
-      bos: l.llama_vocab_bos(this.#vocab),
-      eos: l.llama_vocab_eos(this.#vocab),
-      addBos: l.llama_vocab_get_add_bos(this.#vocab),
+      ...vocab,
       nBatch: l.llama_n_batch(ctx),
       nUbatch: l.llama_n_ubatch(ctx),
       nSeqMax: l.llama_n_seq_max(ctx),
@@ -491,14 +538,16 @@ export class LlamaModel {
     const bytes = new TextEncoder().encode(text);
     const run = (cap: number): [Int32Array, number] => {
       const out = new Int32Array(cap);
-      const n = this.#llama.llama_tokenize(
-        this.#vocab,
-        bytes,
-        bytes.length,
-        new Uint8Array(out.buffer),
-        cap,
-        opts.addSpecial ?? true,
-        opts.parseSpecial ?? true,
+      const n = logged(() =>
+        this.#llama.llama_tokenize(
+          this.#vocab,
+          bytes,
+          bytes.length,
+          new Uint8Array(out.buffer),
+          cap,
+          opts.addSpecial ?? true,
+          opts.parseSpecial ?? true,
+        )
       );
       return [out, n];
     };
@@ -562,20 +611,23 @@ export class LlamaModel {
 
   /**
    * Clears the KV cache, then runs `tokens` (positions 0..n-1, one sequence)
-   * through the model in one `llama_decode` and returns the logits of every
-   * position, each a copy of `nVocab` floats.
+   * through the model and returns the logits of every position, each a copy
+   * of `nVocab` floats. By default the whole sequence is one `llama_decode`
+   * (llama.cpp's batched prompt path); `oneByOne` decodes one token per call
+   * against the KV cache, the path llama.cpp takes while generating.
    *
    * @throws {EdgeMoeError} `invalid_argument` for ids out of range or more tokens than the context holds.
    */
-  evaluate(tokens: ArrayLike<number>): Float32Array[] {
+  evaluate(tokens: ArrayLike<number>, opts: { oneByOne?: boolean } = {}): Float32Array[] {
     const op = "evaluate with llama.cpp";
-    const { ctx } = this.#live(op);
+    const ctx = this.#context(op);
     const toks = this.#checkIds(tokens, op);
     if (toks.length === 0 || toks.length > this.nCtx) {
       throw new EdgeMoeError("invalid_argument", op, `expected 1..${this.nCtx} tokens, got ${toks.length}`);
     }
     this.#llama.llama_memory_clear(this.#llama.llama_get_memory(ctx), true);
-    return this.#decode(ctx, toks, 0, true);
+    if (!opts.oneByOne) return this.#decode(ctx, toks, 0, true);
+    return Array.from(toks, (_, i) => this.#decode(ctx, toks.subarray(i, i + 1), i, true)[0]);
   }
 
   /**
@@ -585,7 +637,7 @@ export class LlamaModel {
    */
   greedy(prompt: ArrayLike<number>, n: number): Int32Array {
     const op = "greedy generation with llama.cpp";
-    const { ctx } = this.#live(op);
+    const ctx = this.#context(op);
     const toks = this.#checkIds(prompt, op);
     if (!Number.isInteger(n) || n < 0 || toks.length === 0 || toks.length + n > this.nCtx) {
       throw new EdgeMoeError("invalid_argument", op, `prompt ${toks.length} + ${n} tokens must fit in ${this.nCtx}`);
@@ -594,7 +646,7 @@ export class LlamaModel {
     let last = this.#decode(ctx, toks, 0, false)[0];
     const out = new Int32Array(n);
     for (let i = 0; i < n; i++) {
-      out[i] = argmax(last);
+      out[i] = argmaxOf(last);
       last = this.#decode(ctx, out.subarray(i, i + 1), toks.length + i, false)[0];
     }
     return out;
@@ -612,7 +664,7 @@ export class LlamaModel {
     b.setBigUint64(8, ptrValue(toks), true);
     b.setBigUint64(24, ptrValue(pos), true);
     b.setBigUint64(48, ptrValue(outputs), true);
-    const rc = this.#llama.llama_decode(ctx, batch);
+    const rc = logged(() => this.#llama.llama_decode(ctx, batch));
     if (rc !== 0) {
       throw new EdgeMoeError("native_error", "llama_decode", `returned ${rc} for ${n} tokens at position ${pos0}`);
     }
@@ -627,8 +679,11 @@ export class LlamaModel {
 
   /** Frees the context and the model. Safe to call twice. */
   close(): void {
-    if (this.#ctx !== null) this.#llama.llama_free(this.#ctx);
-    if (this.#model !== null) this.#llama.llama_model_free(this.#model);
+    const [ctx, model] = [this.#ctx, this.#model];
+    logged(() => {
+      if (ctx !== null) this.#llama.llama_free(ctx);
+      if (model !== null) this.#llama.llama_model_free(model);
+    });
     this.#ctx = null;
     this.#model = null;
   }
@@ -641,13 +696,6 @@ export class LlamaModel {
 
 function ptrValue(a: ArrayBufferView): bigint {
   return BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(a as Uint8Array<ArrayBuffer>)));
-}
-
-/** Index of the largest value (the lowest index on a tie). */
-export function argmax(v: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
-  return best;
 }
 
 /** The error-looking lines llama.cpp logged since `mark`. */

@@ -43,6 +43,11 @@ export interface ReferencePrompt {
   text?: string;
   /** The token ids evaluated, at positions 0..n-1, in one sequence. */
   tokens: number[];
+  /**
+   * `false`: all tokens in one `llama_decode` (the batched prompt path); `true`: one token per
+   * `llama_decode` against the KV cache (the generation path).
+   */
+  oneByOne: boolean;
   /** Index of its first float in `NAME.logits.f32`. */
   offset: number;
 }
@@ -126,6 +131,52 @@ export function readReference(name: FixtureName): LoadedReference {
 export async function sha256File(path: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", await Deno.readFile(path));
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** How far logits are from reference logits: the measures of the "Run real MoE models" issue. */
+export interface LogitsComparison {
+  /** The largest |actual - expected| over every position and id. */
+  maxAbsDiff: number;
+  /** Position and id of that largest difference. */
+  at: { row: number; col: number };
+  /** Fraction of positions whose argmax agrees. */
+  top1Agreement: number;
+  /** Mean over positions of KL(softmax(expected) || softmax(actual)), in nats. */
+  meanKl: number;
+}
+
+function logSoftmax(row: Float32Array): Float64Array {
+  let max = -Infinity;
+  for (const v of row) if (v > max) max = v;
+  let sum = 0;
+  for (const v of row) sum += Math.exp(v - max);
+  const lse = max + Math.log(sum);
+  return Float64Array.from(row, (v) => v - lse);
+}
+
+/**
+ * Compares `actual` logits (one row per position) with `expected` ones.
+ *
+ * @throws {EdgeMoeError} `invalid_argument` when the shapes differ.
+ */
+export function compareLogits(actual: Float32Array[], expected: Float32Array[]): LogitsComparison {
+  const d = maxAbsDiff(actual, expected);
+  let agree = 0, kl = 0;
+  actual.forEach((a, r) => {
+    const e = expected[r];
+    if (argmaxOf(a) === argmaxOf(e)) agree++;
+    const la = logSoftmax(a), le = logSoftmax(e);
+    for (let i = 0; i < le.length; i++) kl += Math.exp(le[i]) * (le[i] - la[i]);
+  });
+  const n = Math.max(1, actual.length);
+  return { maxAbsDiff: d.max, at: { row: d.row, col: d.col }, top1Agreement: agree / n, meanKl: kl / n };
+}
+
+/** Index of the largest value (the lowest index on a tie). */
+export function argmaxOf(v: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
+  return best;
 }
 
 /** The largest |a[i] - b[i]| over all rows, and where it is. */

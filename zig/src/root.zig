@@ -18,7 +18,7 @@ const store = @import("io/store.zig");
 const checksum = @import("io/checksum.zig");
 
 /// Bumped whenever an export changes name, parameters or meaning.
-pub const abi_version: u32 = 1;
+pub const abi_version: u32 = 2;
 
 const Error = status.Error;
 

@@ -40,12 +40,21 @@ pub const Options = extern struct {
     threads: u32,
     /// 0: buffered; 1: O_DIRECT if the filesystem allows, else buffered; 2: O_DIRECT or fail.
     direct: u32,
+    /// Fault injection for tests (0 none): 1 makes read number `fault_after` fail with EIO;
+    /// 2 makes it come back short (half), which the store must complete by reading the rest.
+    fault_mode: u32 = 0,
+    /// 1-based index of the read (in submission order) that the fault hits; 0: every read.
+    fault_after: u32 = 0,
     _reserved: u32 = 0,
 };
 
+const Fault = enum(u32) { none = 0, eio = 1, short = 2 };
+
 comptime {
     // ffi/symbols.ts STORE_OPTIONS_LAYOUT relies on this layout.
-    std.debug.assert(@sizeOf(Options) == 32);
+    std.debug.assert(@sizeOf(Options) == 40);
+    std.debug.assert(@offsetOf(Options, "fault_mode") == 28);
+    std.debug.assert(@offsetOf(Options, "fault_after") == 32);
     std.debug.assert(@offsetOf(Options, "slot_bytes") == 8);
     std.debug.assert(@offsetOf(Options, "queue_depth") == 16);
     std.debug.assert(@offsetOf(Options, "threads") == 20);
@@ -82,6 +91,8 @@ const Slot = struct {
     done: u64 = 0,
     expected_checksum: u64 = 0,
     failure: Error = error.InputOutput,
+    /// The injected fault this read gets (decided at submit).
+    fault: Fault = .none,
 };
 
 const max_slots = 1 << 20;
@@ -111,6 +122,10 @@ pub const Store = struct {
     threads: []std.Thread = &.{},
     // mmap
     map: ?[]align(std.heap.page_size_min) u8 = null,
+    // fault injection
+    fault_mode: Fault = .none,
+    fault_after: u32 = 0,
+    submitted: u32 = 0,
 
     pub fn open(alloc: std.mem.Allocator, path: []const u8, opts: Options) Error!*Store {
         const backend = std.meta.intToEnum(Backend, opts.backend) catch
@@ -120,6 +135,8 @@ pub const Store = struct {
         if (opts.slot_bytes == 0 or opts.slot_bytes > (1 << 34))
             return status.fail(error.InvalidArgument, "slot_bytes {d} must be in 1..16 GiB", .{opts.slot_bytes});
         if (opts.direct > 2) return status.fail(error.InvalidArgument, "direct must be 0, 1 or 2, got {d}", .{opts.direct});
+        const fault_mode = std.meta.intToEnum(Fault, opts.fault_mode) catch
+            return status.fail(error.InvalidArgument, "fault_mode must be 0, 1 or 2, got {d}", .{opts.fault_mode});
         const slot_bytes = std.mem.alignForward(usize, @intCast(opts.slot_bytes), direct_align);
         const arena_bytes = std.math.mul(usize, slot_bytes, opts.slot_count) catch
             return status.fail(error.InvalidArgument, "slot_count x slot_bytes overflows", .{});
@@ -148,6 +165,8 @@ pub const Store = struct {
             .slot_bytes = slot_bytes,
             .arena = &.{},
             .slots = &.{},
+            .fault_mode = fault_mode,
+            .fault_after = opts.fault_after,
         };
         self.stats.direct = @intFromBool(direct);
         self.stats.backend = @intFromEnum(backend);
@@ -262,6 +281,8 @@ pub const Store = struct {
         const read_len = if (self.direct) std.mem.alignForward(u64, end - read_offset, direct_align) else len;
         if (self.backend != .mmap and read_len > self.slot_bytes)
             return status.fail(error.InvalidArgument, "read of {d} bytes does not fit a {d}-byte slot", .{ read_len, self.slot_bytes });
+        self.submitted +%= 1;
+        const hit = self.fault_mode != .none and (self.fault_after == 0 or self.fault_after == self.submitted);
         slot.* = .{
             .state = .loading,
             .offset = offset,
@@ -269,6 +290,7 @@ pub const Store = struct {
             .read_offset = read_offset,
             .read_len = read_len,
             .expected_checksum = expected,
+            .fault = if (hit) self.fault_mode else .none,
         };
         switch (self.backend) {
             .uring => try self.queueRead(slot_index),
@@ -320,11 +342,18 @@ pub const Store = struct {
             self.in_flight -= 1;
             const idx: u32 = @intCast(cqe.user_data);
             const slot = &self.slots[idx];
-            if (cqe.res < 0) {
+            const fault = slot.fault;
+            slot.fault = .none;
+            if (cqe.res < 0 or fault == .eio) {
                 self.fail(slot, error.InputOutput);
                 continue;
             }
-            const got: u64 = @intCast(cqe.res);
+            var got: u64 = @intCast(cqe.res);
+            // An injected short read keeps half; the rest is read again below, as for a real one.
+            if (fault == .short) {
+                const half = std.mem.alignBackward(u64, got / 2, if (self.direct) direct_align else 1);
+                if (half > 0) got = half;
+            }
             slot.done += got;
             if (self.readComplete(slot)) {
                 self.finish(idx);
@@ -388,11 +417,17 @@ pub const Store = struct {
             self.mutex.unlock();
 
             var done: u64 = 0;
-            var err: ?Error = null;
+            var err: ?Error = if (slot.fault == .eio) error.InputOutput else null;
             var short = false;
+            var fault = slot.fault;
             const buf = self.slotMem(idx)[0..@intCast(slot.read_len)];
-            while (done < slot.read_len and slot.read_offset + done < slot.offset + slot.len) {
-                const n = posix.pread(self.fd, buf[@intCast(done)..], slot.read_offset + done) catch {
+            while (err == null and done < slot.read_len and slot.read_offset + done < slot.offset + slot.len) {
+                // An injected short read asks for half; the loop reads the rest, as for a real one.
+                const left = buf.len - @as(usize, @intCast(done));
+                const half = std.mem.alignBackward(usize, left / 2, if (self.direct) direct_align else 1);
+                const want = if (fault == .short and half > 0) half else left;
+                fault = .none;
+                const n = posix.pread(self.fd, buf[@intCast(done)..][0..want], slot.read_offset + done) catch {
                     err = error.InputOutput;
                     break;
                 };
@@ -524,6 +559,36 @@ test "store: a file truncated after submit is a short read error, not zeros" {
         f.close();
         try s.submit(0, 50, 8000, 0);
         try std.testing.expectError(error.EndOfFile, s.wait(0));
+    }
+}
+
+test "store: injected EIO fails only the hit read; injected short reads still give exact bytes" {
+    var tmp = std.testing.tmpDir(.{});
+    defer tmp.cleanup();
+    var content: [5 * 4096]u8 = undefined;
+    for (&content, 0..) |*b, i| b.* = @truncate(i *% 13);
+    const path = try tmpFile(tmp, "f.bin", &content);
+    defer std.testing.allocator.free(path);
+    for ([_]Backend{ .pread, .uring }) |b| {
+        for ([_]u32{ 0, 1 }) |direct| {
+            const eio = Store.open(std.testing.allocator, path, .{ .backend = @intFromEnum(b), .slot_count = 2, .slot_bytes = 3 * 4096, .queue_depth = 2, .threads = 1, .direct = direct, .fault_mode = 1, .fault_after = 2 }) catch |e| switch (e) {
+                error.Unsupported => continue,
+                else => return e,
+            };
+            defer eio.close();
+            try eio.submit(0, 0, 4096, 0);
+            try eio.submit(1, 4096, 4096, 0);
+            try std.testing.expectEqualSlices(u8, content[0..4096], try eio.wait(0));
+            try std.testing.expectError(error.InputOutput, eio.wait(1));
+            try eio.submit(1, 4096, 4096, 0);
+            try std.testing.expectEqualSlices(u8, content[4096..8192], try eio.wait(1));
+
+            const short = try Store.open(std.testing.allocator, path, .{ .backend = @intFromEnum(b), .slot_count = 1, .slot_bytes = 3 * 4096, .queue_depth = 2, .threads = 1, .direct = direct, .fault_mode = 2, .fault_after = 0 });
+            defer short.close();
+            try short.submit(0, 100, 2 * 4096 + 7, 0);
+            try std.testing.expectEqualSlices(u8, content[100 .. 100 + 2 * 4096 + 7], try short.wait(0));
+            try std.testing.expect(short.stats.short_reads_total >= 1);
+        }
     }
 }
 

@@ -1,0 +1,33 @@
+/**
+ * A short, bounded, seeded fuzz run of every reader of untrusted input, and
+ * the replay of every input a longer run ever saved (tests/fixtures/fuzz/).
+ * Longer runs: `deno task fuzz --seconds 600`.
+ */
+import { fuzzLoop, replay } from "../tools/fuzz/loop.ts";
+import { TARGETS } from "../tools/fuzz/targets.ts";
+import { assertEquals } from "../src/std/assert.ts";
+
+for (const t of TARGETS) {
+  Deno.test(`fuzz ${t.name}: 300 mutated inputs are accepted or refused with EdgeMoeError`, () => {
+    const findings = fuzzLoop(t, { iterations: 300, seed: 20261125 });
+    assertEquals(findings.map((f) => `${f.kind}: ${f.error.split("\n")[0]}`), []);
+  });
+}
+
+Deno.test("fuzz regressions: every saved input is handled", () => {
+  const dir = new URL("./fixtures/fuzz/", import.meta.url);
+  const failures: string[] = [];
+  for (const t of TARGETS) {
+    let entries: Deno.DirEntry[] = [];
+    try {
+      entries = [...Deno.readDirSync(new URL(`${t.name}/`, dir))];
+    } catch {
+      continue;
+    }
+    for (const e of entries) {
+      const f = replay(t, Deno.readFileSync(new URL(`${t.name}/${e.name}`, dir)));
+      if (f) failures.push(`${t.name}/${e.name}: ${f.error.split("\n")[0]}`);
+    }
+  }
+  assertEquals(failures, []);
+});
