@@ -6,6 +6,7 @@
  *
  *   deno run -A bench/quant_bench.ts [--reps N]
  *
+ * A last column runs the widest variant on a 2-thread pool (rows split).
  * Prints a Markdown table. Not a Deno.bench: each cell is the best of N
  * timed matvecs, the number to hold against memory bandwidth.
  */
@@ -58,24 +59,27 @@ using ggml = Ggml.open();
 const x = new Float32Array(cols).map((_, i) => Math.sin(i * 0.1));
 const wf = new Float32Array(rows * cols).map((_, i) => Math.cos(i * 0.37) * (1 + (i % 7)));
 const y = new Float32Array(rows);
+const wide = libs[libs.length - 1];
+using pool = wide.createPool(2);
 
 console.log(`matvec ${rows}x${cols}, 1 thread, GB/s of weights (best of ${reps}); llama.cpp: ${ggml.cpuLibrary}\n`);
-console.log(
-  `| type | MiB | ${libs.map((l) => `edgemoe ${l.variant}`).join(" | ")} | llama.cpp vec_dot | ours/llama.cpp |`,
-);
-console.log(`|---|---|${libs.map(() => "---|").join("")}---|---|`);
+const heads = [...libs.map((l) => `edgemoe ${l.variant}`), "llama.cpp vec_dot", "ours/llama.cpp"];
+console.log(`| type | MiB | ${heads.join(" | ")} | edgemoe ${wide.variant} 2 threads |`);
+console.log(`|---|---|${heads.map(() => "---|").join("")}---|`);
 for (const type of types) {
   const w = libs[0].quantize(type, wf);
   const all = gbps(w.length, [
     ...libs.map((lib) => () => lib.matvec(type, w, x, y, rows, cols)),
     () => void ggml.matvec(GgmlType[type], w, x, rows, cols),
+    () => wide.matvec(type, w, x, y, rows, cols, pool),
   ]);
-  const ours = all.slice(0, libs.length), ref = all[libs.length];
+  const ours = all.slice(0, libs.length), ref = all[libs.length], two = all[libs.length + 1];
   const best = Math.max(...ours);
   console.log(
     `| ${type} | ${(w.length / 2 ** 20).toFixed(1)} | ${ours.map((v) => v.toFixed(2)).join(" | ")} | ${
       ref.toFixed(2)
-    } | ${(best / ref).toFixed(2)}x |`,
+    } | ${(best / ref).toFixed(2)}x | ${two.toFixed(2)} |`,
   );
 }
+pool.close();
 for (const lib of libs) lib.close();

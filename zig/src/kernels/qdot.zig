@@ -93,24 +93,27 @@ inline fn pairFactors(comptime T: type, w: []const T.Block, a: []const T.Activat
     return @as(@Vector(n, f16), @bitCast(h));
 }
 
+/// Adds blocks i and (if `second`) i+1 to the accumulators.
+inline fn pairStep(comptime T: type, w: []const T.Block, a: []const T.Activation, i: usize, comptime second: bool, acc: *F32x16, off: *f32) void {
+    const q = std.simd.join(T.quads(&w[i], &a[i]), if (second) T.quads(&w[i + 1], &a[i + 1]) else @as(I32x8, @splat(0)));
+    const f = pairFactors(T, w, a, i, second);
+    const p = @shuffle(f32, f, undefined, [2]i32{ 0, 2 }) * @shuffle(f32, f, undefined, [2]i32{ 1, 3 });
+    const s = @shuffle(f32, p, undefined, [16]i32{ 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1 });
+    acc.* = @mulAdd(F32x16, @floatFromInt(q), s, acc.*);
+    if (@hasDecl(T, "offset")) {
+        off.* = @mulAdd(f32, f[4], f[5], off.*);
+        if (second) off.* = @mulAdd(f32, f[6], f[7], off.*);
+    }
+}
+
 /// The SIMD dot product of a row of `T.Block` with `T.Activation` blocks.
 pub inline fn dot(comptime T: type, w: []const T.Block, a: []const T.Activation) f32 {
     std.debug.assert(w.len == a.len);
     var acc: F32x16 = @splat(0);
     var off: f32 = 0;
     var i: usize = 0;
-    while (i < w.len) : (i += 2) {
-        const second = i + 1 < w.len;
-        const q = std.simd.join(T.quads(&w[i], &a[i]), if (second) T.quads(&w[i + 1], &a[i + 1]) else @as(I32x8, @splat(0)));
-        const f = if (second) pairFactors(T, w, a, i, true) else pairFactors(T, w, a, i, false);
-        const p = @shuffle(f32, f, undefined, [2]i32{ 0, 2 }) * @shuffle(f32, f, undefined, [2]i32{ 1, 3 });
-        const s = @shuffle(f32, p, undefined, [16]i32{ 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1 });
-        acc = @mulAdd(F32x16, @floatFromInt(q), s, acc);
-        if (@hasDecl(T, "offset")) {
-            off = @mulAdd(f32, f[4], f[5], off);
-            if (second) off = @mulAdd(f32, f[6], f[7], off);
-        }
-    }
+    while (i + 2 <= w.len) : (i += 2) pairStep(T, w, a, i, true, &acc, &off);
+    if (i < w.len) pairStep(T, w, a, i, false, &acc, &off);
     const lanes: [16]f32 = acc;
     var sum: f32 = 0;
     inline for (lanes) |x| sum += x;
