@@ -5,7 +5,7 @@
  * @module
  */
 import { EdgeMoeError } from "./errors.ts";
-import { NativeLibrary } from "../ffi/native.ts";
+import { NativeLibrary, type ThreadPool } from "../ffi/native.ts";
 import type { ReadFault, StoreBackend } from "../ffi/slot_reader.ts";
 import { GgufFile } from "./gguf/mod.ts";
 import { isPack, PackFile } from "./pack/mod.ts";
@@ -52,6 +52,8 @@ export interface EngineOptions {
   onRoute?: (layer: number, ids: Uint32Array) => void;
   /** A chat template (Jinja source) replacing the model's `tokenizer.chat_template`. */
   chatTemplate?: string;
+  /** Compute threads (default: the number of cores). Tokens are identical for any count. */
+  threads?: number;
   /** Inject a read fault into the expert store (testing what a failing disk does). */
   storeFault?: ReadFault;
 }
@@ -98,7 +100,7 @@ export function greedy(logits: Float32Array): number {
 }
 
 /** A loaded model ready to generate. Close it (or `using`) when done. */
-export class Engine implements Disposable {
+export class Engine implements Disposable, AsyncDisposable {
   /** The model's tokenizer. */
   readonly tokenizer: Tokenizer;
   /** The loaded graph (hyperparameters in `model.hp`). */
@@ -111,6 +113,7 @@ export class Engine implements Disposable {
   readonly #pack: PackFile | undefined;
   readonly #experts: ExpertStore | undefined;
   readonly #predictor: Predictor;
+  readonly #pool: ThreadPool | undefined;
   readonly #chatSource: string | undefined;
   #chat: ChatTemplate | undefined;
   #tokens: number[] = [];
@@ -128,7 +131,9 @@ export class Engine implements Disposable {
     plan: MemoryPlan | undefined,
     predictor: Predictor,
     chatSource: string | undefined,
+    pool: ThreadPool | undefined,
   ) {
+    this.#pool = pool;
     this.#predictor = predictor;
     this.#chatSource = chatSource;
     this.#file = file;
@@ -170,9 +175,19 @@ export class Engine implements Disposable {
         );
         source = experts;
       }
+      const threads = opts.threads ?? navigator.hardwareConcurrency ?? 1;
+      if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
+        experts?.close();
+        throw new EdgeMoeError(
+          "invalid_argument",
+          "open engine",
+          `threads must be an integer in 1..256, got ${threads}`,
+        );
+      }
+      const pool = threads > 1 ? lib.createPool(threads) : undefined;
       try {
         const predictor = makePredictor(opts, file);
-        const model = new MoeModel(weights, lib, { nCtx, experts: source, predictor, onRoute: opts.onRoute });
+        const model = new MoeModel(weights, lib, { nCtx, experts: source, predictor, onRoute: opts.onRoute, pool });
         if (tokenizer.vocabSize !== model.hp.nVocab) {
           throw new EdgeMoeError(
             "corrupt_data",
@@ -182,8 +197,9 @@ export class Engine implements Disposable {
         }
         const chat = opts.chatTemplate ??
           (file.has("tokenizer.chat_template") ? file.getString("tokenizer.chat_template") : undefined);
-        return new Engine(file, pack, model, tokenizer, plan.store, experts, plan.plan, predictor, chat);
+        return new Engine(file, pack, model, tokenizer, plan.store, experts, plan.plan, predictor, chat, pool);
       } catch (e) {
+        pool?.close();
         experts?.close();
         throw e;
       }
@@ -291,6 +307,7 @@ export class Engine implements Disposable {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#pool?.close();
     this.#experts?.close();
     if (this.#pack) this.#pack.close();
     else this.#file.close();
@@ -299,6 +316,12 @@ export class Engine implements Disposable {
   /** Same as `close()`. */
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /** Same as `close()`, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    return Promise.resolve();
   }
 }
 

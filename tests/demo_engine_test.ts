@@ -20,7 +20,8 @@ const ref = JSON.parse(Deno.readTextFileSync(new URL("greedy.json", FIX))) as {
 };
 
 const setups: [string, EngineOptions][] = [
-  ["ram", { store: "ram" }],
+  ["ram, 1 thread", { store: "ram", threads: 1 }],
+  ["ram, 3 threads", { store: "ram", threads: 3 }],
   ["uring at the smallest budget", { store: "uring", memBudget: 0 }],
   ["pread at the smallest budget, lfu", { store: "pread", memBudget: 0, cachePolicy: "lfu" }],
 ];

@@ -65,16 +65,19 @@ export function run(argv: string[]): number {
     Deno.stdout.writeSync(out.encode(t.text));
   }
   Deno.stdout.writeSync(out.encode("\n"));
+  const end = performance.now();
+  // Timings on stderr, as llama.cpp prints them; --stats adds the expert store and predictor.
+  console.error(
+    `prompt: ${((first - t0) / 1000).toFixed(2)} s; generation: ${count} tokens, ${
+      (count > 1 ? (count - 1) / ((end - first) / 1000) : 0).toFixed(2)
+    } tokens/s`,
+  );
   if (a.stats) {
-    const end = performance.now();
     const s = engine.stats();
     const lines = [
       `seed ${sampler.params.seed}; store ${engine.store}${
         engine.plan ? `, ${engine.plan.slotCount} slots of ${formatSize(engine.plan.slotBytes)}` : ""
       }`,
-      `prompt: ${((first - t0) / 1000).toFixed(2)} s; generation: ${count} tokens, ${
-        (count > 1 ? (count - 1) / ((end - first) / 1000) : 0).toFixed(2)
-      } tokens/s`,
     ];
     if (s.store) {
       const st = s.store;
