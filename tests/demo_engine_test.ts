@@ -49,9 +49,9 @@ for (const [name, opts] of setups) {
       console.log(`  ${JSON.stringify(p.prompt)}: max |Δ logit| ${max.toExponential(2)}`);
       assert(max < 1e-4, `${p.prompt}: max |Δ| ${max}`);
       engine.reset();
-      const out = [...engine.generate(p.prompt_ids, { maxTokens: p.greedy_ids.length, stopAtEog: false })].filter((t) =>
-        t.id >= 0
-      );
+      const out = [...engine.generateSync(p.prompt_ids, { maxTokens: p.greedy_ids.length, stopAtEog: false })].filter((
+        t,
+      ) => t.id >= 0);
       assertEquals(out.map((t) => t.id), p.greedy_ids);
       assertEquals(out.map((t) => t.text).join(""), p.greedy_text);
     }

@@ -54,7 +54,7 @@ export function run(argv: string[]): number {
   const t0 = performance.now();
   let first = 0, count = 0;
   for (
-    const t of engine.generate(prompt, {
+    const t of engine.generateSync(prompt, {
       maxTokens: n,
       sample: (l) => sampler.sample(l),
       stopAtEog: !a["ignore-eos"],
