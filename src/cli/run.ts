@@ -89,6 +89,13 @@ export function run(argv: string[]): number {
             (st.waitNsTotal / 1e6).toFixed(1)
           } ms waiting`,
       );
+      lines.push(
+        `prefetch: ${st.prefetches} experts, ${st.prefetchUsed} used, ${st.prefetchWasted} evicted unused (${
+          formatSize(st.prefetchWastedBytes)
+        } wasted); per token: ${formatSize(st.bytesReadTotal / Math.max(1, s.tokensEvaluated))} read, ${
+          (st.waitNsTotal / 1e6 / Math.max(1, s.tokensEvaluated)).toFixed(2)
+        } ms stalled on I/O`,
+      );
     }
     lines.push(`peak RSS: ${formatSize(s.peakRssBytes)} (${s.peakRssBytes} bytes)`);
     const p = s.predictor;
@@ -96,7 +103,7 @@ export function run(argv: string[]): number {
       lines.push(
         `predictor ${p.name}: precision ${(p.correct / p.predicted).toFixed(3)}, recall ${
           (p.correct / Math.max(1, p.actual)).toFixed(3)
-        }`,
+        }; recall per layer ${p.perLayer.map((l) => (l.actual ? (l.correct / l.actual).toFixed(2) : "–")).join(" ")}`,
       );
     }
     console.error(lines.join("\n"));
