@@ -115,6 +115,8 @@ export interface EngineStats {
 
 const EXPERT_TENSOR = /^blk\.\d+\.ffn_(gate|up|down)(_exps|\.\d+)\.weight$/;
 const RUNTIME_OVERHEAD_BYTES = 96 << 20;
+/** Prompt tokens evaluated together. */
+const PREFILL_CHUNK = 64;
 
 /** Greedy choice: the largest logit, lowest id on ties. */
 export function greedy(logits: Float32Array): number {
@@ -260,10 +262,14 @@ export class Engine implements Disposable, AsyncDisposable {
       );
     }
     let logits!: Float32Array;
-    for (let i = 0; i < tokens.length; i++) {
-      logits = this.model.forward(tokens[i], this.#tokens.length);
-      this.#tokens.push(tokens[i]);
-      this.#evaluated++;
+    // Prompts go in chunks (each routed expert read once per chunk); single tokens one at a time.
+    for (let i = 0; i < tokens.length; i += PREFILL_CHUNK) {
+      const chunk = Array.from({ length: Math.min(PREFILL_CHUNK, tokens.length - i) }, (_, j) => tokens[i + j]);
+      logits = chunk.length === 1
+        ? this.model.forward(chunk[0], this.#tokens.length)
+        : this.model.forwardBatch(chunk, this.#tokens.length);
+      this.#tokens.push(...chunk);
+      this.#evaluated += chunk.length;
       // getrusage's peak would include whatever the parent had when it forked us; sample instead.
       this.#peakRss = Math.max(this.#peakRss, Deno.memoryUsage().rss);
     }

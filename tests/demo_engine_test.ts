@@ -55,6 +55,10 @@ for (const [name, opts] of setups) {
       assertEquals(out.map((t) => t.id), p.greedy_ids);
       assertEquals(out.map((t) => t.text).join(""), p.greedy_text);
     }
-    if (o.store !== "ram") assert(engine.stats().store!.evictions > 0, "the smallest budget evicts experts");
+    if (o.store !== "ram") {
+      const st = engine.stats().store!;
+      assert(st.evictions > 0, "the smallest budget evicts experts");
+      assert(st.prefetches > 0 && st.prefetchUsed > 0, `the lookahead predictor prefetched: ${JSON.stringify(st)}`);
+    }
   });
 }

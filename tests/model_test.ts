@@ -87,3 +87,21 @@ for (const name of ["qwen3moe-q8_0", "qwen3moe-q4_k_m"] as const) {
     assert(c.top1Agreement >= 0.99 && c.meanKl <= 1e-3, JSON.stringify(c));
   });
 }
+
+Deno.test("forwardBatch (prefill) gives bit-identical logits to forward token by token, every architecture", () => {
+  using lib = NativeLibrary.open();
+  for (const name of ["qwen3moe", "qwen2moe", "olmoe", "mixtral", "qwen3moe-q8_0"] as const) {
+    using file = GgufFile.open(`${FIXTURE_DIR}${name}.gguf`);
+    const tokens = readReference(name).prompts[1].tokens.slice(0, 40);
+    const one = new MoeModel(ggufWeights(file), lib, { nCtx: 128 });
+    const batched = new MoeModel(ggufWeights(file), lib, { nCtx: 128 });
+    let last!: Float32Array;
+    tokens.forEach((t, pos) => (last = one.forward(t, pos)));
+    const a = batched.forwardBatch(tokens.slice(0, 25), 0);
+    const b = batched.forwardBatch(tokens.slice(25), 25);
+    assertEquals(new Uint32Array(b.buffer), new Uint32Array(last.buffer), name);
+    assertEquals(a.length, last.length);
+    // And decoding continues identically after a batched prefill.
+    assertEquals(new Uint32Array(batched.forward(7, 40).buffer), new Uint32Array(one.forward(7, 40).buffer), name);
+  }
+});

@@ -46,6 +46,8 @@ export interface ExpertLease extends Disposable {
 
 /** Where experts come from: RAM, or an expert store reading them from disk. */
 export interface ExpertSource {
+  /** How many experts can be held at once (undefined: no limit). */
+  readonly capacity?: number;
   /** The weights of experts `ids` of `layer`, held until the lease is disposed. */
   acquire(layer: number, ids: Uint32Array): ExpertLease;
   /** A hint that `ids` of `layer` will be needed soon (may start reads). */
