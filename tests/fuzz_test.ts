@@ -8,8 +8,9 @@ import { TARGETS } from "../tools/fuzz/targets.ts";
 import { assertEquals } from "../src/std/assert.ts";
 
 for (const t of TARGETS) {
-  Deno.test(`fuzz ${t.name}: 300 mutated inputs are accepted or refused with EdgeMoeError`, () => {
-    const findings = fuzzLoop(t, { iterations: 300, seed: 20261125 });
+  const iterations = t.quickIterations ?? 300;
+  Deno.test(`fuzz ${t.name}: ${iterations} mutated inputs are accepted or refused with EdgeMoeError`, () => {
+    const findings = fuzzLoop(t, { iterations, seed: 20261125 });
     assertEquals(findings.map((f) => `${f.kind}: ${f.error.split("\n")[0]}`), []);
   });
 }
