@@ -52,6 +52,19 @@ export const symbols = {
     parameters: ["buffer", "usize", "buffer", "usize", "buffer", "usize", "usize", "usize"],
     result: "i32",
   },
+  /** i32 emoe_pool_create(u32 threads, void** out) */
+  emoe_pool_create: { parameters: ["u32", "buffer"], result: "i32" },
+  /** i32 emoe_pool_destroy(void* pool) */
+  emoe_pool_destroy: { parameters: ["pointer"], result: "i32" },
+  /** i32 emoe_quantize(u32 type, f32* src, usize n, u8* dst, usize dst_len) */
+  emoe_quantize: { parameters: ["u32", "buffer", "usize", "buffer", "usize"], result: "i32" },
+  /** i32 emoe_dequantize(u32 type, u8* src, usize src_len, f32* dst, usize n) */
+  emoe_dequantize: { parameters: ["u32", "buffer", "usize", "buffer", "usize"], result: "i32" },
+  /** i32 emoe_matvec(void* pool, u32 type, u8* w, usize w_len, f32* x, usize x_len, f32* y, usize y_len, usize rows, usize cols) */
+  emoe_matvec: {
+    parameters: ["pointer", "u32", "buffer", "usize", "buffer", "usize", "buffer", "usize", "usize", "usize"],
+    result: "i32",
+  },
   /** i32 emoe_store_open(u8* path, usize path_len, StoreOptions* opts, void** out) */
   emoe_store_open: { parameters: ["buffer", "usize", "buffer", "buffer"], result: "i32" },
   /** i32 emoe_store_close(void* store) */

@@ -46,6 +46,15 @@ Deno.test("top-k keeps the k largest logits, largest first", () => {
   assertEquals(kept.map((i) => big[i]), [99.9, 99.8, 99.7, 99.6, 99.5]);
 });
 
+Deno.test("top-k order: equal logits keep the lower token id first; -0 equals 0; -Infinity sorts last", () => {
+  const logits = [1, 3, 3, -0, 0, -Infinity, 3];
+  assertEquals(ids(new Sampler(7, { ...OFF, topK: 7 }), logits), [1, 2, 6, 0, 3, 4, 5]);
+  assertEquals(ids(new Sampler(7, { ...OFF, topK: 5 }), logits), [1, 2, 6, 0, 3]);
+  const wide = Array.from({ length: 400 }, (_, i) => (i % 3 === 0 ? 2 : i % 5));
+  assertEquals(ids(new Sampler(400, { ...OFF, topK: 3 }), wide), [4, 14, 19]);
+  assertEquals(ids(new Sampler(400, { ...OFF, topK: 200 }), wide).slice(0, 3), [4, 14, 19]);
+});
+
 Deno.test("top-p keeps the smallest most-likely prefix whose probability reaches p", () => {
   const logits = fromProbs([0.15, 0.5, 0.05, 0.3]);
   const run = (topP: number, minKeep = 0) => ids(new Sampler(4, { ...OFF, topP, minKeep }), logits);

@@ -27,7 +27,8 @@ const conversations = JSON.parse(read("conversations.json")) as Record<string, {
   extra?: Record<string, unknown>;
 }>;
 const snippets = JSON.parse(read("snippets.json")) as { template: string; context: Record<string, unknown> }[];
-const now = () => new Date(expected.now + "Z");
+/** The generator's fixed naive datetime, as local time (ECMAScript parses a date-time without an offset as local). */
+const now = () => new Date(expected.now);
 
 /** Shows where two renders first differ. */
 function firstDifference(actual: string, want: string): string {

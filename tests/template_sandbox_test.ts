@@ -112,6 +112,11 @@ Deno.test("limits: runaway loops, recursion and output stop with an error", () =
   assertEquals(render("{% for i in range(10) %}{{ i }}{% endfor %}", {}, { maxSteps: 1000 }), "0123456789");
 });
 
+Deno.test("limits: a very long flat expression renders, or fails cleanly, never with a JS stack overflow", () => {
+  assertEquals(render("{{ 1" + " + 1".repeat(1000) + " }}"), "1001");
+  fails("{{ 1" + " + 1".repeat(200_000) + " }}", "invalid_argument", "template too deeply nested at line 1, column 4");
+});
+
 Deno.test("limits: deep nesting in the source is a syntax error, not a stack overflow", () => {
   for (
     const src of [

@@ -7,7 +7,9 @@
  *
  * @module
  */
-import { nativeLibrary } from "../../ffi/native.ts";
+import { type GgmlTypeName, nativeLibrary } from "../../ffi/native.ts";
+import { ggmlTypeById } from "../gguf/types.ts";
+import { readPlan } from "../plan/plan_file.ts";
 import { EdgeMoeError } from "../errors.ts";
 import { GgufFile } from "../gguf/reader.ts";
 import { convertHfToGguf } from "../hf/convert.ts";
@@ -15,11 +17,12 @@ import { convertGgufToPack } from "../pack/convert.ts";
 import { PackFile } from "../pack/reader.ts";
 import { parseArgs } from "../std/cli.ts";
 
-const USAGE = `usage: edgemoe convert -m IN.gguf|HF_DIR -o OUT.pack.gguf [--force] [--gguf]
+const USAGE = `usage: edgemoe convert -m IN.gguf|HF_DIR -o OUT.pack.gguf [--plan PLAN.json] [--force] [--gguf]
 
 Converts a GGUF model whose experts are stacked (blk.N.ffn_{gate,up,down}_exps.weight)
 into an edgemoe pack: resident tensors first, then one 4096-aligned, checksummed blob per
-layer and expert. Tensor types are kept. The output is written to OUT.partial, synced and
+layer and expert. Tensor types are kept, or with --plan (from edgemoe plan) each expert's gate,
+up and down are requantized natively to its planned type (from their f32 values). The output is written to OUT.partial, synced and
 renamed; an existing OUT is refused unless --force. The result is read back and verified.
 
 IN may be a Hugging Face model directory (config.json, tokenizer.json, *.safetensors) of
@@ -55,7 +58,7 @@ function isDirectory(path: string): boolean {
 /** Runs `edgemoe convert`; returns the exit code. */
 export async function convert(argv: string[]): Promise<number> {
   const args = parseArgs(argv, {
-    string: ["model", "output"],
+    string: ["model", "output", "plan"],
     boolean: ["force", "help", "gguf"],
     alias: { m: "model", o: "output", h: "help" },
   });
@@ -84,6 +87,7 @@ export async function convert(argv: string[]): Promise<number> {
   }
   const lib = nativeLibrary();
   const checksum = (b: Uint8Array) => lib.checksum64(b);
+  const planned = typeof args.plan === "string" ? readPlan(args.plan) : undefined;
   // The intermediate GGUF has a name derived from the output, so a run killed midway leaves at most one
   // stale file, which the next run replaces (a random temporary name would leak one per killed run).
   const ggufIn = fromHf ? `${dirOf(output)}/.${baseName(output)}.hf.gguf` : input;
@@ -93,6 +97,15 @@ export async function convert(argv: string[]): Promise<number> {
     result = await convertGgufToPack(ggufIn, output, {
       overwrite: Boolean(args.force),
       checksum,
+      plan: planned && {
+        method: planned.method,
+        types: planned.types,
+        transcode: (bytes, from, to, n) => {
+          const name = ggmlTypeById(from)!.name as GgmlTypeName;
+          const data = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
+          return lib.quantize(to as GgmlTypeName, lib.dequantize(name, data, n));
+        },
+      },
       onExpert: progress("experts"),
       source: baseName(input),
     });

@@ -13,6 +13,11 @@ import { profile } from "./profile.ts";
 import { run } from "./run.ts";
 import { chat } from "./chat.ts";
 import { serve } from "./serve.ts";
+import { perplexity } from "./perplexity.ts";
+import { kld } from "./kld.ts";
+import { plan } from "./plan.ts";
+import { synth } from "./synth.ts";
+import { bench } from "./bench.ts";
 
 /** A subcommand: its one-line summary and its entry point. */
 interface Command {
@@ -28,6 +33,11 @@ const COMMANDS: Record<string, Command> = {
   inspect: { summary: "show a GGUF file's or pack's architecture, tensors and metadata", run: inspect },
   convert: { summary: "convert a GGUF model into an expert-major pack", run: convert },
   profile: { summary: "record a model's expert routing on a text (for --predictor table)", run: profile },
+  perplexity: { summary: "perplexity and bits per byte of a model on a text", run: perplexity },
+  kld: { summary: "KL divergence of a model from a base model on a text", run: kld },
+  plan: { summary: "measure expert sensitivities and plan per-expert quantization types", run: plan },
+  synth: { summary: "write a synthetic MoE GGUF with random weights (benchmarks)", run: synth },
+  bench: { summary: "measure prompt and generation speed, llama-bench style, with MoE columns", run: bench },
 };
 
 function usage(): string {

@@ -190,3 +190,30 @@ export type GgufArrayValue =
   | { [K in keyof GgufTypedArrays]: { type: "array"; itemType: K; value: GgufTypedArrays[K] } }[keyof GgufTypedArrays]
   | { type: "array"; itemType: "bool"; value: boolean[] }
   | { type: "array"; itemType: "string"; value: string[] };
+
+/**
+ * K-quant → legacy type for matrices whose rows do not fill 256-element
+ * blocks, as llama.cpp's quantizer falls back (Q2_K and Q3_K go to IQ4_NL
+ * there; Q4_0, the same size, here).
+ */
+const ROW_FALLBACK: Readonly<Record<string, string>> = {
+  q2_k: "q4_0",
+  q3_k: "q4_0",
+  q4_k: "q5_0",
+  q5_k: "q5_1",
+  q6_k: "q8_0",
+};
+
+/**
+ * The type a matrix with rows of `cols` elements gets when `name` is asked
+ * for: `name` itself if its blocks fit, else the fallback above if that fits,
+ * else undefined.
+ *
+ * @throws {EdgeMoeError} `invalid_argument` for an unknown type name.
+ */
+export function typeForRows(name: string, cols: number): GgmlTypeInfo | undefined {
+  const t = ggmlTypeByName(name);
+  if (cols % t.blockElems === 0) return t;
+  const f = ROW_FALLBACK[t.name];
+  return f !== undefined && cols % ggmlTypeByName(f).blockElems === 0 ? ggmlTypeByName(f) : undefined;
+}

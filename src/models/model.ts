@@ -207,7 +207,7 @@ export class MoeModel {
     }
     this.#expectDims(t, [n]);
     const out = new Float32Array(n);
-    dequantizeRow(t, 0, out);
+    dequantizeRow(this.#lib, t, 0, out);
     return out;
   }
 
@@ -234,7 +234,7 @@ export class MoeModel {
       );
     }
     const x = new Float32Array(hp.nEmbd);
-    dequantizeRow(this.#embd, token, x);
+    dequantizeRow(this.#lib, this.#embd, token, x);
     const n = new Float32Array(hp.nEmbd);
     this.#routed = [];
     for (let l = 0; l < hp.nLayer; l++) {

@@ -7,26 +7,9 @@
  * @module
  */
 import { EdgeMoeError } from "../errors.ts";
-import type { NativeLibrary } from "../../ffi/native.ts";
+import type { GgmlTypeName, NativeLibrary } from "../../ffi/native.ts";
+import { GgmlType, ggmlTypeById, tensorBytes } from "../gguf/types.ts";
 import type { TensorData } from "./weights.ts";
-
-/** GGML types the graph can multiply today, with block elements and bytes. */
-const TYPE_SIZES: ReadonlyMap<number, { name: string; elems: number; bytes: number }> = new Map([
-  [0, { name: "F32", elems: 1, bytes: 4 }],
-  [1, { name: "F16", elems: 1, bytes: 2 }],
-]);
-
-function sizeOf(t: TensorData, op: string) {
-  const s = TYPE_SIZES.get(t.type);
-  if (!s) {
-    throw new EdgeMoeError(
-      "unsupported",
-      op,
-      `tensor ${t.name} has GGML type ${t.type}, which the graph cannot use yet`,
-    );
-  }
-  return s;
-}
 
 /** Rows and row length of a 2-D (or stacked 3-D) weight. */
 export function matrixShape(t: TensorData): { rows: number; cols: number } {
@@ -36,25 +19,39 @@ export function matrixShape(t: TensorData): { rows: number; cols: number } {
   return { rows, cols };
 }
 
-function view(t: TensorData, op: string): Float32Array | Uint16Array {
-  const s = sizeOf(t, op);
+function typeName(t: TensorData, op: string): GgmlTypeName {
+  const info = ggmlTypeById(t.type);
+  if (!info) throw new EdgeMoeError("unsupported", op, `tensor ${t.name} has unknown GGML type ${t.type}`);
+  return info.name as GgmlTypeName;
+}
+
+/** The bytes of `t`, checked against its shape and copied if not 4-byte aligned (block structs need it). */
+function bytesOf(t: TensorData, op: string): Uint8Array {
   const { rows, cols } = matrixShape(t);
-  const n = rows * cols;
-  if (t.data.byteLength !== n * s.bytes) {
+  const info = ggmlTypeById(t.type);
+  const rowBytes = info ? tensorBytes(info, BigInt(cols)) : undefined;
+  if (rowBytes === undefined) {
+    throw new EdgeMoeError(
+      "unsupported",
+      op,
+      `tensor ${t.name}: GGML type ${t.type} cannot hold rows of ${cols} elements`,
+    );
+  }
+  if (t.data.byteLength !== rows * Number(rowBytes)) {
     throw new EdgeMoeError(
       "corrupt_data",
       op,
-      `tensor ${t.name} has ${t.data.byteLength} bytes, expected ${n * s.bytes}`,
+      `tensor ${t.name} has ${t.data.byteLength} bytes, expected ${rows * Number(rowBytes)}`,
     );
   }
-  const aligned = t.data.byteOffset % s.bytes === 0 ? t.data : t.data.slice();
-  return s.bytes === 4
-    ? new Float32Array(aligned.buffer, aligned.byteOffset, n)
-    : new Uint16Array(aligned.buffer, aligned.byteOffset, n);
+  return t.data.byteOffset % 4 === 0 ? t.data : t.data.slice();
 }
 
 /**
- * `y = W·x` for a weight matrix `W` (`rows × cols`, GGUF `dims = [cols, rows]`).
+ * `y = W·x` for a weight matrix `W` (`rows × cols`, GGUF `dims = [cols, rows]`)
+ * of any GGML weight type. F32 and F16 use their dedicated kernels; every
+ * other type goes through the native generic matvec, which quantizes `x` to
+ * the type's activation format as GGML does.
  *
  * @throws {EdgeMoeError} `invalid_argument` on shape mismatch, `unsupported` for an unknown type.
  */
@@ -68,14 +65,23 @@ export function matvec(lib: NativeLibrary, w: TensorData, x: Float32Array, y: Fl
       `expected x[${cols}] → y[${rows}], got x[${x.length}] → y[${y.length}]`,
     );
   }
-  const v = view(w, op);
-  if (v instanceof Float32Array) lib.matvecF32(v, x, y, rows, cols);
+  const bytes = bytesOf(w, op);
+  const n = rows * cols;
+  if (w.type === GgmlType.f32) lib.matvecF32(new Float32Array(bytes.buffer, bytes.byteOffset, n), x, y, rows, cols);
   // As GGML: F16 weights multiply activations rounded to F16 (F16's vec_dot_type).
-  else lib.matvecF16(v, Float32Array.from(new Float16Array(x)), y, rows, cols);
+  else if (w.type === GgmlType.f16) {
+    lib.matvecF16(
+      new Uint16Array(bytes.buffer, bytes.byteOffset, n),
+      Float32Array.from(new Float16Array(x)),
+      y,
+      rows,
+      cols,
+    );
+  } else lib.matvec(typeName(w, op), bytes, x, y, rows, cols);
 }
 
-/** Writes row `row` of `t` to `out` as f32 (embedding lookup). */
-export function dequantizeRow(t: TensorData, row: number, out: Float32Array): void {
+/** Writes row `row` of `t` to `out` as f32 (embedding lookup), dequantizing if needed. */
+export function dequantizeRow(lib: NativeLibrary, t: TensorData, row: number, out: Float32Array): void {
   const op = `read row of ${t.name}`;
   const { rows, cols } = matrixShape(t);
   if (!Number.isInteger(row) || row < 0 || row >= rows) {
@@ -84,9 +90,12 @@ export function dequantizeRow(t: TensorData, row: number, out: Float32Array): vo
   if (out.length !== cols) {
     throw new EdgeMoeError("invalid_argument", op, `out has ${out.length} floats, expected ${cols}`);
   }
-  const v = view(t, op);
-  if (v instanceof Float32Array) out.set(v.subarray(row * cols, (row + 1) * cols));
-  else out.set(new Float16Array(v.buffer, v.byteOffset + row * cols * 2, cols));
+  const bytes = bytesOf(t, op);
+  const rowBytes = bytes.byteLength / rows;
+  const src = bytes.subarray(row * rowBytes, (row + 1) * rowBytes);
+  if (t.type === GgmlType.f32) out.set(new Float32Array(src.buffer, src.byteOffset, cols));
+  else if (t.type === GgmlType.f16) out.set(new Float16Array(src.buffer, src.byteOffset, cols));
+  else out.set(lib.dequantize(typeName(t, op), src, cols));
 }
 
 /** `out = x / sqrt(mean(x²) + eps) * w` (w may be omitted). Sum in f64 as GGML does. */

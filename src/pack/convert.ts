@@ -9,6 +9,7 @@
  * @module
  */
 import { EdgeMoeError } from "../errors.ts";
+import { typeForRows } from "../gguf/types.ts";
 import { GgufFile, type GgufTensorInfo } from "../gguf/reader.ts";
 import type { GgufTensorSpec, GgufWriteResult } from "../gguf/writer.ts";
 import { EXPERT_PARTS, type ExpertPart, SOURCE_HASH_CHUNK } from "./format.ts";
@@ -40,9 +41,19 @@ export interface ConvertOptions {
   checksum: (bytes: Uint8Array) => bigint;
   /** Called after each expert blob is written. */
   onExpert?: (done: number, total: number) => void;
+  /**
+   * Per-expert types (`types[i][e]` for the i-th expert layer, expert `e`;
+   * all three matrices, each with llama.cpp's fallback type when its rows do
+   * not fill the type's blocks, see `typeForRows`) and how they were chosen;
+   * matrices whose type differs from the source's are converted with `transcode`.
+   */
+  plan?: { method: string; types: readonly (readonly string[])[]; transcode: Transcode };
   /** The source recorded in the pack's plan (default: the input's file name). */
   source?: string;
 }
+
+/** Converts `n` elements of GGML type id `from` to type `to` (e.g. dequantize, then quantize natively). */
+export type Transcode = (bytes: Uint8Array, from: number, to: string, n: number) => Uint8Array;
 
 /**
  * Converts the plain GGUF at `input` into a pack at `output`, atomically.
@@ -93,10 +104,42 @@ export async function convertGgufToPack(input: string, output: string, opts: Con
       `${declared} is ${src.getInt(declared)}, but the tensors hold ${count} experts`,
     );
   }
+  const plan = opts.plan;
+  if (plan) {
+    if (plan.types.length !== layers.length || plan.types.some((row) => row.length !== count)) {
+      throw new EdgeMoeError(
+        "invalid_argument",
+        op,
+        `the plan has types for ${plan.types.length} layers × [${
+          plan.types.map((r) => r.length)
+        }] experts, the model has ${layers.length} × ${count}`,
+      );
+    }
+    plan.types.forEach((row, i) =>
+      row.forEach((name, e) => {
+        for (const p of EXPERT_PARTS) {
+          const t = stacked.get(layers[i])![p]!;
+          if (typeForRows(name, t.dims[0]) === undefined) {
+            throw new EdgeMoeError(
+              "invalid_argument",
+              op,
+              `the plan gives expert ${e} of layer ${layers[i]} type ${name}, which cannot hold ${t.name}'s rows of ${
+                t.dims[0]
+              }`,
+            );
+          }
+        }
+      })
+    );
+  }
   const expert = (layer: number, e: number): Record<ExpertPart, ExpertTensorSource> => {
     const slice = (t: GgufTensorInfo): ExpertTensorSource => {
       const size = t.bytes / count;
-      return { type: t.type.id, dims: t.dims.slice(0, 2), read: () => src.readRange(t.offset + e * size, size) };
+      const read = () => src.readRange(t.offset + e * size, size);
+      const dims = t.dims.slice(0, 2);
+      const want = plan ? typeForRows(plan.types[layers.indexOf(layer)][e], dims[0])! : t.type;
+      if (want.id === t.type.id) return { type: t.type.id, dims, read };
+      return { type: want.id, dims, read: () => plan!.transcode(read(), t.type.id, want.name, dims[0] * dims[1]) };
     };
     const s = stacked.get(layer)!;
     return { gate: slice(s.gate!), up: slice(s.up!), down: slice(s.down!) };
@@ -107,7 +150,7 @@ export async function convertGgufToPack(input: string, output: string, opts: Con
     expertLayers: layers,
     expertCount: count,
     expert,
-    plan: { method: "copy", source: opts.source ?? input.slice(input.lastIndexOf("/") + 1) },
+    plan: { method: plan?.method ?? "copy", source: opts.source ?? input.slice(input.lastIndexOf("/") + 1) },
     source: { bytes: src.size, hash: sourceHash(src, opts.checksum) },
   }, opts);
 }

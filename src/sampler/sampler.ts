@@ -130,52 +130,74 @@ class Work {
     this.sorted = false;
   }
 
-  /** Puts the `k` largest logits first, in descending order (ties: lower index first), and keeps only them. */
-  sortTop(k: number): void {
+  /**
+   * Positions of the `k` largest logits, largest first (equal logits: lower position first). For small `k`
+   * one pass keeps a sorted buffer that most values fail to enter; otherwise a full sort.
+   */
+  order(k: number): Int32Array {
     const n = this.size;
     const l = this.logits;
-    const cmp = (a: number, b: number) => l[b] - l[a] || a - b;
-    let top: number[];
-    if (k < n / 8) {
-      // Keep a min-heap of the k best seen so far.
-      const heap: number[] = [];
-      const worse = (a: number, b: number) => cmp(a, b) > 0;
-      const siftDown = (i: number) => {
-        for (;;) {
-          const lc = 2 * i + 1, rc = lc + 1;
-          let m = i;
-          if (lc < heap.length && worse(heap[lc], heap[m])) m = lc;
-          if (rc < heap.length && worse(heap[rc], heap[m])) m = rc;
-          if (m === i) return;
-          [heap[i], heap[m]] = [heap[m], heap[i]];
-          i = m;
-        }
-      };
+    if (k * 16 <= n) {
+      const idx = new Int32Array(k);
+      const val = new Float32Array(k);
+      let count = 0;
       for (let i = 0; i < n; i++) {
-        if (heap.length < k) {
-          heap.push(i);
-          for (let j = heap.length - 1; j > 0;) {
-            const parent = (j - 1) >> 1;
-            if (!worse(heap[j], heap[parent])) break;
-            [heap[j], heap[parent]] = [heap[parent], heap[j]];
-            j = parent;
-          }
-        } else if (k > 0 && worse(heap[0], i)) {
-          heap[0] = i;
-          siftDown(0);
+        const v = l[i];
+        if (count === k && !(v > val[k - 1])) continue;
+        let pos = count < k ? count++ : k - 1;
+        while (pos > 0 && val[pos - 1] < v) {
+          val[pos] = val[pos - 1];
+          idx[pos] = idx[pos - 1];
+          pos--;
         }
+        val[pos] = v;
+        idx[pos] = i;
       }
-      top = heap.sort(cmp);
-    } else {
-      top = Array.from({ length: n }, (_, i) => i).sort(cmp).slice(0, k);
+      return idx;
     }
-    const ids = top.map((i) => this.ids[i]);
-    const logs = top.map((i) => this.logits[i]);
-    const ps = top.map((i) => this.p[i]);
+    const bits = Math.max(1, Math.ceil(Math.log2(n)));
+    if (bits > 21) {
+      const all = new Int32Array(n);
+      for (let i = 0; i < n; i++) all[i] = i;
+      all.sort((a, b) => l[b] - l[a] || a - b);
+      return all.subarray(0, k);
+    }
+    // One numeric sort of exact keys: (descending-order rank of the float's bits) · 2^bits + position.
+    const scale = 2 ** bits;
+    const keys = new Float64Array(n);
+    const f32 = new Float32Array(1);
+    const u32 = new Uint32Array(f32.buffer);
+    for (let i = 0; i < n; i++) {
+      f32[0] = l[i] === 0 ? 0 : l[i];
+      const b = u32[0];
+      const ascending = b & 0x80000000 ? ~b >>> 0 : (b | 0x80000000) >>> 0;
+      keys[i] = (0xffffffff - ascending) * scale + i;
+    }
+    keys.sort();
+    const out = new Int32Array(k);
+    for (let i = 0; i < k; i++) out[i] = keys[i] % scale;
+    return out;
+  }
+
+  /** Keeps the candidates at the listed positions, in that order. */
+  keep(positions: Int32Array | number[]): void {
+    const k = positions.length;
+    const ids = new Int32Array(k), logits = new Float32Array(k), p = new Float32Array(k);
+    for (let i = 0; i < k; i++) {
+      const from = positions[i];
+      ids[i] = this.ids[from];
+      logits[i] = this.logits[from];
+      p[i] = this.p[from];
+    }
     this.ids.set(ids);
-    this.logits.set(logs);
-    this.p.set(ps);
+    this.logits.set(logits);
+    this.p.set(p);
     this.size = k;
+  }
+
+  /** Sorts the `k` largest first and drops the rest. */
+  sortTop(k: number): void {
+    this.keep(this.order(k));
     this.sorted = true;
   }
 
@@ -196,16 +218,6 @@ class Work {
       sum = f(sum + e);
     }
     for (let i = 0; i < this.size; i++) this.p[i] = f(this.p[i] / sum);
-  }
-
-  /** Keeps the candidates at the listed positions, in that order. */
-  keep(positions: number[]): void {
-    positions.forEach((from, to) => {
-      this.ids[to] = this.ids[from];
-      this.logits[to] = this.logits[from];
-      this.p[to] = this.p[from];
-    });
-    this.size = positions.length;
   }
 }
 
@@ -235,6 +247,8 @@ export class Sampler {
   #rng: Mt19937;
 
   /**
+   * Creates a sampler for a vocabulary of `nVocab` tokens.
+   *
    * @param nVocab the vocabulary size
    * @param params sampling parameters (llama.cpp's defaults for those left out)
    * @param options the context size for `repeatLastN: -1`
@@ -332,7 +346,7 @@ export class Sampler {
     let max = -Infinity;
     for (let i = 0; i < logits.length; i++) {
       const l = logits[i];
-      if (Number.isNaN(l) || l === Infinity) throw bad(`logit ${i} is ${l}; logits must be finite or -Infinity`);
+      if (!(l < Infinity)) throw bad(`logit ${i} is ${l}; logits must be finite or -Infinity`);
       if (l > max) max = l;
     }
     if (max === -Infinity) throw bad("every logit is -Infinity: there is no token to pick");
@@ -346,13 +360,12 @@ export class Sampler {
   #penalties(): void {
     const { rp, freq, present } = this.#f;
     if (this.#lastN === 0 || (rp === 1 && freq === 0 && present === 0) || this.#counts.size === 0) return;
+    // Penalties run first, on the full vocabulary in token order, so a token's position is its id.
     const w = this.#work;
-    for (let i = 0; i < w.size; i++) {
-      const count = this.#counts.get(w.ids[i]);
-      if (count === undefined) continue;
-      let l = w.logits[i];
+    for (const [token, count] of this.#counts) {
+      let l = w.logits[token];
       l = l <= 0 ? f(l * rp) : f(l / rp);
-      w.logits[i] = f(l - f(f(count * freq) + present));
+      w.logits[token] = f(l - f(f(count * freq) + present));
     }
     w.sorted = false;
   }
@@ -371,17 +384,29 @@ export class Sampler {
     const w = this.#work;
     if (p >= 1) return;
     w.softmax();
-    if (!w.sorted) w.sortTop(w.size);
-    let cum = 0;
-    let last = w.size;
-    for (let i = 0; i < w.size; i++) {
-      cum = f(cum + w.p[i]);
-      if (cum >= p && i + 1 >= this.params.minKeep) {
-        last = i + 1;
-        break;
+    const minKeep = this.params.minKeep;
+    /** How many of `order` (positions, most likely first) reach p, or 0 if they do not. */
+    const reach = (order: Int32Array | null, n: number): number => {
+      let cum = 0;
+      for (let i = 0; i < n; i++) {
+        cum = f(cum + w.p[order ? order[i] : i]);
+        if (cum >= p && i + 1 >= minKeep) return i + 1;
       }
+      return 0;
+    };
+    if (w.sorted) {
+      w.size = reach(null, w.size) || w.size;
+      return;
     }
-    w.size = last;
+    // Like llama.cpp: try the 256 most likely first, and sort everything only if they do not reach p.
+    let order = w.size > 1024 ? w.order(256) : w.order(w.size);
+    let last = reach(order, order.length);
+    if (last === 0) {
+      if (order.length < w.size) order = w.order(w.size);
+      last = reach(order, order.length) || order.length;
+    }
+    w.keep(order.subarray(0, last));
+    w.sorted = true;
   }
 
   #minP(): void {

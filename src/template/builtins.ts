@@ -34,8 +34,6 @@ import {
 /** Largest `range()` a template may build (Jinja's sandbox uses the same cap). */
 export const MAX_RANGE = 100_000;
 
-export { EvalError };
-
 /** What builtins need from the running evaluator. */
 export interface BuiltinEnv {
   /** Longest string or list a builtin may build. */
@@ -830,42 +828,42 @@ const MONTHS = [
 ];
 const DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
 
-/** Python's `strftime` for the directives templates use, in local time of `d`'s UTC fields. */
-export function strftime(d: Date, fmt: string): string {
+/** Python's `strftime` for the directives templates use, in local time (as `datetime.now()` gives it). */
+function strftime(d: Date, fmt: string): string {
   const p2 = (n: number) => String(n).padStart(2, "0");
   return fmt.replace(/%(.)/g, (whole, c: string) => {
     switch (c) {
       case "Y":
-        return String(d.getUTCFullYear());
+        return String(d.getFullYear());
       case "y":
-        return p2(d.getUTCFullYear() % 100);
+        return p2(d.getFullYear() % 100);
       case "m":
-        return p2(d.getUTCMonth() + 1);
+        return p2(d.getMonth() + 1);
       case "d":
-        return p2(d.getUTCDate());
+        return p2(d.getDate());
       case "e":
-        return String(d.getUTCDate()).padStart(2, " ");
+        return String(d.getDate()).padStart(2, " ");
       case "B":
-        return MONTHS[d.getUTCMonth()];
+        return MONTHS[d.getMonth()];
       case "b":
-        return MONTHS[d.getUTCMonth()].slice(0, 3);
+        return MONTHS[d.getMonth()].slice(0, 3);
       case "A":
-        return DAYS[d.getUTCDay()];
+        return DAYS[d.getDay()];
       case "a":
-        return DAYS[d.getUTCDay()].slice(0, 3);
+        return DAYS[d.getDay()].slice(0, 3);
       case "H":
-        return p2(d.getUTCHours());
+        return p2(d.getHours());
       case "I":
-        return p2(((d.getUTCHours() + 11) % 12) + 1);
+        return p2(((d.getHours() + 11) % 12) + 1);
       case "p":
-        return d.getUTCHours() < 12 ? "AM" : "PM";
+        return d.getHours() < 12 ? "AM" : "PM";
       case "M":
-        return p2(d.getUTCMinutes());
+        return p2(d.getMinutes());
       case "S":
-        return p2(d.getUTCSeconds());
+        return p2(d.getSeconds());
       case "j": {
-        const start = Date.UTC(d.getUTCFullYear(), 0, 1);
-        return String(Math.floor((d.getTime() - start) / 86_400_000) + 1).padStart(3, "0");
+        const days = Date.UTC(d.getFullYear(), d.getMonth(), d.getDate()) - Date.UTC(d.getFullYear(), 0, 1);
+        return String(days / 86_400_000 + 1).padStart(3, "0");
       }
       case "%":
         return "%";

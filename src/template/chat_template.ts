@@ -39,7 +39,7 @@ export interface ChatRenderOptions {
   eosToken?: string;
   /** More variables for the template (e.g. `enable_thinking`). They cannot replace the ones above. */
   extra?: Record<string, unknown>;
-  /** The clock for `strftime_now` (default: now). Its UTC fields are used. */
+  /** The clock for `strftime_now` (default: now), read in local time as Python's `datetime.now()` is. */
   now?: () => Date;
   /** Bounds on output size, work and recursion. */
   limits?: RenderLimits;

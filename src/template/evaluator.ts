@@ -10,7 +10,6 @@ import { EdgeMoeError } from "../errors.ts";
 import type { CompareOp, Expr, Pos, Stmt, Target } from "./ast.ts";
 import {
   type BuiltinEnv,
-  EvalError,
   getAttr,
   getItem,
   limitError,
@@ -25,6 +24,7 @@ import {
 } from "./builtins.ts";
 import {
   Callable,
+  EvalError,
   isFloat,
   isNumeric,
   LoopInfo,

@@ -160,9 +160,8 @@ export function floatRepr(x: number): string {
   const [mant, expStr] = x.toExponential().split("e");
   const exp = Number(expStr);
   if (exp < -4 || exp >= 16) {
-    const digits = mant.includes(".") ? mant : mant;
     const sign = exp < 0 ? "-" : "+";
-    return `${digits}e${sign}${String(Math.abs(exp)).padStart(2, "0")}`;
+    return `${mant}e${sign}${String(Math.abs(exp)).padStart(2, "0")}`;
   }
   const neg = x < 0;
   const digits = mant.replace("-", "").replace(".", "");

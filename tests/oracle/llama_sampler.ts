@@ -1,8 +1,13 @@
 /**
  * llama.cpp's samplers as a test oracle: a sampler chain built with
- * `llama_sampler_init_*` from the prebuilt `libllama` (see ./llama.ts for how
- * the libraries are found and initialised), applied with `llama_sampler_apply`
- * to a `llama_token_data_array`:
+ * `llama_sampler_init_*` from the prebuilt `libllama` (found as ./llama.ts
+ * finds it), applied with `llama_sampler_apply` to a `llama_token_data_array`.
+ *
+ * Samplers need no backend, model or log callback, so this opens libllama on
+ * its own (its RUNPATH `$ORIGIN` finds libggml) and never calls
+ * `openLlama()`: that installs a process-wide log callback owned by the
+ * calling test module, and with `deno test --parallel` another module's
+ * llama.cpp logging would then call into this one's isolate.
  *
  * ```
  * struct llama_token_data       { int32_t id; float logit; float p; };            // 12 bytes
@@ -13,7 +18,8 @@
  *
  * @module
  */
-import { DEFAULT_LLAMA_DIR, openLlama } from "./llama.ts";
+import { EdgeMoeError } from "../../src/errors.ts";
+import { DEFAULT_LLAMA_DIR } from "./llama.ts";
 
 const CHAIN_PARAMS = { struct: ["bool"] } as const;
 
@@ -46,8 +52,19 @@ let lib: Deno.DynamicLibrary<typeof samplerSymbols>["symbols"] | undefined;
 
 function symbols(): Deno.DynamicLibrary<typeof samplerSymbols>["symbols"] {
   if (!lib) {
-    openLlama();
-    lib = Deno.dlopen(`${DEFAULT_LLAMA_DIR}libllama.v0.5.0.so`, samplerSymbols).symbols;
+    const path = `${DEFAULT_LLAMA_DIR}libllama.v0.5.0.so`;
+    try {
+      lib = Deno.dlopen(path, samplerSymbols).symbols;
+    } catch (e) {
+      throw new EdgeMoeError(
+        "library_not_found",
+        "open llama.cpp sampler oracle",
+        `dlopen(${path}) failed: ${
+          (e as Error).message
+        }; run ./dev once to install the pinned @node-llama-cpp/linux-x64`,
+        { cause: e },
+      );
+    }
   }
   return lib;
 }

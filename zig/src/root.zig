@@ -12,6 +12,8 @@ const status = @import("c_api/status.zig");
 const cpu = @import("cpu.zig");
 const matvec = @import("kernels/matvec.zig");
 const f32k = @import("kernels/f32.zig");
+const dispatch = @import("kernels/dispatch.zig");
+const threads = @import("threads.zig");
 const store = @import("io/store.zig");
 const checksum = @import("io/checksum.zig");
 
@@ -78,6 +80,33 @@ fn matvecAny(comptime W: type, w: ?[*]const W, w_len: usize, x: ?[*]const f32, x
         f16 => matvec.matvecF16(ws, xs, ys),
         else => @compileError("no matvec for " ++ @typeName(W)),
     }
+}
+
+/// A thread pool handle crosses the boundary as `?*anyopaque`; null means "no pool".
+fn poolFrom(h: ?*anyopaque) ?*threads.Pool {
+    return @ptrCast(@alignCast(h));
+}
+
+fn poolCreate(count: u32, out: ?*?*anyopaque) Error!void {
+    const o = out orelse return status.fail(error.NullPointer, "out is null", .{});
+    o.* = null;
+    o.* = threads.Pool.create(std.heap.page_allocator, count) catch |err| return switch (err) {
+        error.InvalidArgument => status.fail(error.InvalidArgument, "threads must be 1..{d}, got {d}", .{ threads.max_threads, count }),
+        error.OutOfMemory => status.fail(error.OutOfMemory, "no memory for a pool of {d} threads", .{count}),
+        error.SystemResources => status.fail(error.OutOfMemory, "could not start {d} threads", .{count}),
+    };
+}
+
+fn quantizeAny(type_id: u32, src: ?[*]const f32, n: usize, dst: ?[*]u8, dst_len: usize) Error!void {
+    try dispatch.quantize(@enumFromInt(type_id), try slice(f32, src, n, "src"), try sliceMut(u8, dst, dst_len, "dst"));
+}
+
+fn dequantizeAny(type_id: u32, src: ?[*]const u8, src_len: usize, dst: ?[*]f32, n: usize) Error!void {
+    try dispatch.dequantize(@enumFromInt(type_id), try slice(u8, src, src_len, "src"), try sliceMut(f32, dst, n, "dst"));
+}
+
+fn matvecQuant(pool: ?*anyopaque, type_id: u32, w: ?[*]const u8, w_len: usize, x: ?[*]const f32, x_len: usize, y: ?[*]f32, y_len: usize, rows: usize, cols: usize) Error!void {
+    try dispatch.matvec(poolFrom(pool), @enumFromInt(type_id), try slice(u8, w, w_len, "w"), try slice(f32, x, x_len, "x"), try sliceMut(f32, y, y_len, "y"), rows, cols);
 }
 
 fn storeFrom(h: ?*anyopaque) Error!*store.Store {
@@ -162,6 +191,42 @@ export fn emoe_matvec_f16(w: ?[*]const f16, w_len: usize, x: ?[*]const f32, x_le
     return status.call(matvecAny(f16, w, w_len, x, x_len, y, y_len, rows, cols));
 }
 
+/// i32 emoe_pool_create(u32 threads, void** out): a fixed pool of
+/// `threads` (1..256, the calling thread included), all allocated now.
+export fn emoe_pool_create(count: u32, out: ?*?*anyopaque) i32 {
+    status.clear();
+    return status.call(poolCreate(count, out));
+}
+
+/// i32 emoe_pool_destroy(void* pool): joins the workers and frees the
+/// pool; null is a no-op.
+export fn emoe_pool_destroy(pool: ?*anyopaque) i32 {
+    status.clear();
+    if (poolFrom(pool)) |p| p.destroy();
+    return 0;
+}
+
+/// i32 emoe_quantize(u32 type, f32* src, usize n, u8* dst, usize dst_len):
+/// f32 to a GGML type; dst_len must be the type's bytes for n elements.
+export fn emoe_quantize(type_id: u32, src: ?[*]const f32, n: usize, dst: ?[*]u8, dst_len: usize) i32 {
+    status.clear();
+    return status.call(quantizeAny(type_id, src, n, dst, dst_len));
+}
+
+/// i32 emoe_dequantize(u32 type, u8* src, usize src_len, f32* dst, usize n)
+export fn emoe_dequantize(type_id: u32, src: ?[*]const u8, src_len: usize, dst: ?[*]f32, n: usize) i32 {
+    status.clear();
+    return status.call(dequantizeAny(type_id, src, src_len, dst, n));
+}
+
+/// i32 emoe_matvec(void* pool, u32 type, u8* w, usize w_len, f32* x, usize x_len,
+/// f32* y, usize y_len, usize rows, usize cols): y = W·x for W of any GGML
+/// type (rows of rowBytes(cols) bytes); pool may be null (calling thread only).
+export fn emoe_matvec(pool: ?*anyopaque, type_id: u32, w: ?[*]const u8, w_len: usize, x: ?[*]const f32, x_len: usize, y: ?[*]f32, y_len: usize, rows: usize, cols: usize) i32 {
+    status.clear();
+    return status.call(matvecQuant(pool, type_id, w, w_len, x, x_len, y, y_len, rows, cols));
+}
+
 /// i32 emoe_store_open(u8* path, usize path_len, StoreOptions* opts, void** out): opens the
 /// model file and allocates the slot arena.
 export fn emoe_store_open(path: ?[*]const u8, path_len: usize, opts: ?*const store.Options, out: ?*?*anyopaque) i32 {
@@ -217,8 +282,25 @@ test {
     _ = f32k;
     _ = @import("kernels/f16.zig");
     _ = @import("kernels/types.zig");
+    _ = @import("kernels/qdot.zig");
+    _ = @import("kernels/q8_0.zig");
+    _ = @import("kernels/q8_1.zig");
+    _ = @import("kernels/q4_0.zig");
+    _ = @import("kernels/q4_1.zig");
+    _ = @import("kernels/q5_0.zig");
+    _ = @import("kernels/q5_1.zig");
+    _ = @import("kernels/bf16.zig");
+    _ = @import("kernels/dispatch.zig");
+    _ = @import("threads.zig");
     _ = @import("io/store.zig");
     _ = @import("io/checksum.zig");
+    _ = @import("kernels/kquant.zig");
+    _ = @import("kernels/q8_k.zig");
+    _ = @import("kernels/q4_k.zig");
+    _ = @import("kernels/q5_k.zig");
+    _ = @import("kernels/q6_k.zig");
+    _ = @import("kernels/q3_k.zig");
+    _ = @import("kernels/q2_k.zig");
 }
 
 test "exports reject bad shapes with a message" {
@@ -236,4 +318,15 @@ test "exports reject bad shapes with a message" {
     try std.testing.expectEqual(@intFromEnum(status.Status.invalid_argument), huge);
     const nul = emoe_dot_f32(null, 4, &w, 4, &y[0]);
     try std.testing.expectEqual(@intFromEnum(status.Status.invalid_argument), nul);
+}
+
+test "pool exports: create, refuse 0 threads, null-safe destroy" {
+    var pool: ?*anyopaque = null;
+    try std.testing.expectEqual(@as(i32, 0), emoe_pool_create(2, &pool));
+    try std.testing.expect(pool != null);
+    try std.testing.expectEqual(@as(i32, 0), emoe_pool_destroy(pool));
+    try std.testing.expectEqual(@as(i32, 0), emoe_pool_destroy(null));
+    try std.testing.expectEqual(@intFromEnum(status.Status.invalid_argument), emoe_pool_create(0, &pool));
+    try std.testing.expect(pool == null);
+    try std.testing.expect(std.mem.indexOf(u8, status.lastMessage(), "threads must be 1..256, got 0") != null);
 }

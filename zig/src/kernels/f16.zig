@@ -3,6 +3,17 @@
 const std = @import("std");
 const simd = @import("simd.zig");
 
+/// The per-type contract of types.zig, for a float type: one element per "block".
+pub const Block = f16;
+pub const block_elems = 1;
+pub const Activation = f32;
+
+/// Rounds to the nearest half float, ties to even (as GGML's fp32→fp16).
+pub fn quantize(src: []const f32, dst: []Block) void {
+    std.debug.assert(src.len == dst.len);
+    for (src, dst) |x, *h| h.* = @floatCast(x);
+}
+
 /// Widens `src` to f32.
 pub fn dequantize(src: []const f16, dst: []f32) void {
     std.debug.assert(src.len == dst.len);

@@ -3,6 +3,19 @@
 const std = @import("std");
 const simd = @import("simd.zig");
 
+/// The per-type contract of types.zig, for a float type: one element per "block".
+pub const Block = f32;
+pub const block_elems = 1;
+pub const Activation = f32;
+
+pub fn quantize(src: []const f32, dst: []Block) void {
+    @memcpy(dst, src);
+}
+
+pub fn dequantize(src: []const Block, dst: []f32) void {
+    @memcpy(dst, src);
+}
+
 /// Scalar reference with the same accumulation shape as `dot`; the two agree
 /// bit for bit.
 pub fn dotGeneric(a: []const f32, b: []const f32) f32 {

@@ -1,0 +1,526 @@
+//! What the K-quant files (q2_k … q6_k) share: the integer block dot against
+//! Q8_K activations, rounding, the scale searches of the quantizers, and the
+//! 12-byte packing of eight 6-bit scale/min pairs used by Q4_K and Q5_K.
+//!
+//! Every K-quant dot product works the same way: a super-block of 256 weights
+//! is unpacked to small signed integers `q[256]` with one integer scale per 16
+//! weights (types with 32-weight sub-blocks repeat their scale twice), so
+//!
+//!   Σ_i w_i a_i = d_w d_a Σ_j sc_j Σ_{i in j} q_i a_i  (− d_min d_a Σ_j m_j bsum_j)
+//!
+//! The inner sums are exact integers; the float part is the same expression in
+//! the scalar and SIMD paths, so both return the same bits.
+const std = @import("std");
+const q8_k = @import("q8_k.zig");
+
+pub const qk = 256;
+
+/// Round to nearest, ties to even (for |x| < 2^22), like `lrintf`.
+/// Saturates at ±2^22 and maps NaN to 0, so no input reaches undefined behaviour.
+pub inline fn nearestInt(x: f32) i32 {
+    const magic: f32 = 12582912.0; // 1.5 * 2^23
+    const limit: f32 = 4194303.0;
+    if (!(@abs(x) <= limit)) return if (x > 0) 4194303 else if (x < 0) -4194303 else 0;
+    return @intFromFloat((x + magic) - magic);
+}
+
+// ---------------------------------------------------------------------------
+// Dot products
+
+/// Scalar reference: Σ_j sc[j] · Σ_{i in sub-block j} q[i]·a[i] over 16 sub-blocks of 16.
+pub fn scaledSumGeneric(q: *const [qk]i8, a: *const [qk]i8, sc: *const [16]i16) i32 {
+    var total: i32 = 0;
+    for (0..16) |j| {
+        var s: i32 = 0;
+        for (0..16) |l| s += @as(i32, q[16 * j + l]) * @as(i32, a[16 * j + l]);
+        total += @as(i32, sc[j]) * s;
+    }
+    return total;
+}
+
+const builtin = @import("builtin");
+const x86 = builtin.cpu.arch == .x86_64;
+const has_avx512bw = x86 and std.Target.x86.featureSetHas(builtin.cpu.features, .avx512bw);
+const has_avx2 = x86 and std.Target.x86.featureSetHas(builtin.cpu.features, .avx2);
+
+// x86 multiply-adds (LLVM intrinsics): u8×i8 pairs summed to i16 (the sums
+// here never saturate: |u| ≤ 63, |a| ≤ 128), then i16×i16 pairs summed to i32.
+extern fn @"llvm.x86.avx2.pmadd.ub.sw"(@Vector(32, i8), @Vector(32, i8)) @Vector(16, i16);
+extern fn @"llvm.x86.avx2.pmadd.wd"(@Vector(16, i16), @Vector(16, i16)) @Vector(8, i32);
+extern fn @"llvm.x86.avx512.pmaddubs.w.512"(@Vector(64, i8), @Vector(64, i8)) @Vector(32, i16);
+extern fn @"llvm.x86.avx512.pmaddw.d.512"(@Vector(32, i16), @Vector(32, i16)) @Vector(16, i32);
+
+/// Bytes per step: 64 with AVX-512, 32 with AVX2, 16 elsewhere (NEON).
+const step_bytes: usize = if (has_avx512bw) 64 else if (has_avx2) 32 else 16;
+/// i16 lanes after the first pairwise sum: each covers 2 weights.
+const pair_lanes = step_bytes / 2;
+
+/// For step k: the scale of each i16 pair lane (lane i covers weights k·B + 2i, +1).
+fn pairScaleMask(comptime k: usize) @Vector(pair_lanes, i32) {
+    @setEvalBranchQuota(10_000);
+    var m: @Vector(pair_lanes, i32) = undefined;
+    for (0..pair_lanes) |i| m[i] = @intCast((k * step_bytes + 2 * i) / 16);
+    return m;
+}
+
+fn evenOdd(comptime n: usize, comptime odd: bool) @Vector(n, i32) {
+    @setEvalBranchQuota(10_000);
+    var m: @Vector(n, i32) = undefined;
+    for (0..n) |i| m[i] = @intCast(2 * i + @intFromBool(odd));
+    return m;
+}
+
+/// Pairwise products summed: lane i = u[2i]·a[2i] + u[2i+1]·a[2i+1].
+inline fn pairs(u: @Vector(step_bytes, u8), a: @Vector(step_bytes, i8)) @Vector(pair_lanes, i16) {
+    if (has_avx512bw) return @"llvm.x86.avx512.pmaddubs.w.512"(@bitCast(u), a);
+    if (has_avx2) return @"llvm.x86.avx2.pmadd.ub.sw"(@bitCast(u), a);
+    const p = @as(@Vector(step_bytes, i16), u) * @as(@Vector(step_bytes, i16), a);
+    return @shuffle(i16, p, undefined, evenOdd(pair_lanes, false)) + @shuffle(i16, p, undefined, evenOdd(pair_lanes, true));
+}
+
+/// Pairwise products of i16 summed to i32: lane i = p[2i]·s[2i] + p[2i+1]·s[2i+1].
+inline fn pairs32(p: @Vector(pair_lanes, i16), s: @Vector(pair_lanes, i16)) @Vector(pair_lanes / 2, i32) {
+    if (has_avx512bw) return @"llvm.x86.avx512.pmaddw.d.512"(p, s);
+    if (has_avx2) return @"llvm.x86.avx2.pmadd.wd"(p, s);
+    const h = pair_lanes / 2;
+    const pe: @Vector(h, i32) = @shuffle(i16, p, undefined, evenOdd(h, false));
+    const po: @Vector(h, i32) = @shuffle(i16, p, undefined, evenOdd(h, true));
+    const se: @Vector(h, i32) = @shuffle(i16, s, undefined, evenOdd(h, false));
+    const so: @Vector(h, i32) = @shuffle(i16, s, undefined, evenOdd(h, true));
+    return pe * se + po * so;
+}
+
+pub const U8x32 = @Vector(32, u8);
+
+/// The `step_bytes` unsigned weights of step k, from 32-weight chunks.
+inline fn stepWeights(src: anytype, comptime chunk: anytype, comptime k: usize) @Vector(step_bytes, u8) {
+    if (step_bytes == 32) return chunk(src, k);
+    if (step_bytes == 64) {
+        comptime var m: [64]i32 = undefined;
+        inline for (0..32) |i| {
+            m[i] = i;
+            m[32 + i] = ~@as(i32, i);
+        }
+        return @shuffle(u8, chunk(src, 2 * k), chunk(src, 2 * k + 1), m);
+    }
+    comptime var m: [step_bytes]i32 = undefined;
+    inline for (0..step_bytes) |i| m[i] = (k % 2) * step_bytes + i;
+    return @shuffle(u8, chunk(src, k / 2), undefined, m);
+}
+
+/// SIMD: Σ_j sc[j] · Σ_{i in sub-block j} u[i]·a[i] for unsigned weights
+/// u ≤ 63 (a type with signed values q = u − o adds −o·minSum(sc)). Exact.
+/// `chunk(src, c)` gives weights 32c … 32c+31, so they stay in registers.
+pub inline fn scaledSumUnsigned(src: anytype, comptime chunk: anytype, a: *const [qk]i8, sc: *const [16]i16) i32 {
+    const scv: @Vector(16, i16) = sc.*;
+    var acc: @Vector(pair_lanes / 2, i32) = @splat(0);
+    inline for (0..qk / step_bytes) |k| {
+        const av: @Vector(step_bytes, i8) = a[k * step_bytes ..][0..step_bytes].*;
+        acc += pairs32(pairs(stepWeights(src, chunk, k), av), @shuffle(i16, scv, undefined, pairScaleMask(k)));
+    }
+    return @reduce(.Add, acc);
+}
+
+/// The integer sum of one block: `unpackSigned` (scalar reference) gives the
+/// values q, `chunk` (SIMD) gives u = q + offset, 32 at a time.
+pub inline fn blockSum(
+    comptime simd: bool,
+    comptime offset: i32,
+    comptime B: type,
+    comptime unpackSigned: fn (*const B, *[qk]i8) void,
+    comptime chunk: anytype,
+    b: *const B,
+    a: *const q8_k.Block,
+    sc: *const [16]i16,
+) i32 {
+    if (simd) {
+        const s = scaledSumUnsigned(b, chunk, &a.qs, sc);
+        return if (offset == 0) s else s - offset * minSum(sc, a);
+    }
+    var q: [qk]i8 = undefined;
+    unpackSigned(b, &q);
+    return scaledSumGeneric(&q, &a.qs, sc);
+}
+
+/// Σ_j m[j] · bsums[j] over the 16 sub-block sums of a Q8_K block.
+pub inline fn minSum(m: *const [16]i16, a: *const q8_k.Block) i32 {
+    const mv: @Vector(16, i32) = @as(@Vector(16, i16), m.*);
+    const bv: @Vector(16, i32) = @as(@Vector(16, i16), a.bsums);
+    return @reduce(.Add, mv * bv);
+}
+
+// ---------------------------------------------------------------------------
+// Q4_K / Q5_K scale packing: 8 pairs (scale, min) of 6 bits in 12 bytes.
+// Bytes 0..3 hold scales 0..3 (low 6 bits) and the top 2 bits of scales 4..7;
+// bytes 4..7 likewise for mins; bytes 8..11 hold the low 4 bits of scale 4..7
+// (low nibble) and min 4..7 (high nibble).
+
+pub fn unpackScaleMin(p: *const [12]u8, j: usize) struct { sc: u8, m: u8 } {
+    if (j < 4) return .{ .sc = p[j] & 63, .m = p[j + 4] & 63 };
+    return .{
+        .sc = (p[j + 4] & 0xF) | ((p[j - 4] >> 6) << 4),
+        .m = (p[j + 4] >> 4) | ((p[j] >> 6) << 4),
+    };
+}
+
+pub fn packScaleMin(sc: *const [8]u8, m: *const [8]u8) [12]u8 {
+    var p: [12]u8 = @splat(0);
+    for (0..8) |j| {
+        std.debug.assert(sc[j] < 64 and m[j] < 64);
+        if (j < 4) {
+            p[j] = sc[j];
+            p[j + 4] = m[j];
+        } else {
+            p[j + 4] = (sc[j] & 0xF) | ((m[j] & 0xF) << 4);
+            p[j - 4] |= (sc[j] >> 4) << 6;
+            p[j] |= (m[j] >> 4) << 6;
+        }
+    }
+    return p;
+}
+
+pub const ScalesMins = struct { sc: [16]i16, m: [16]i16 };
+
+/// Unpacks the 8 scales and mins, each repeated for both 16-weight halves
+/// (the vector form of `unpackScaleMin`).
+pub inline fn scalesMins16(p: *const [12]u8) ScalesMins {
+    const V = @Vector(8, u8);
+    const pv: @Vector(12, u8) = p.*;
+    const first4 = @Vector(8, bool){ true, true, true, true, false, false, false, false };
+    const a: V = @shuffle(u8, pv, undefined, @Vector(8, i32){ 0, 1, 2, 3, 8, 9, 10, 11 });
+    const b: V = @shuffle(u8, pv, undefined, @Vector(8, i32){ 4, 5, 6, 7, 0, 1, 2, 3 });
+    const c: V = @shuffle(u8, pv, undefined, @Vector(8, i32){ 4, 5, 6, 7, 8, 9, 10, 11 });
+    const d: V = @shuffle(u8, pv, undefined, @Vector(8, i32){ 0, 1, 2, 3, 4, 5, 6, 7 });
+    const six: V = @splat(63);
+    const four: V = @splat(0xF);
+    const sc = @select(u8, first4, a & six, (a & four) | ((b >> @splat(6)) << @splat(4)));
+    const m = @select(u8, first4, c & six, (c >> @splat(4)) | ((d >> @splat(6)) << @splat(4)));
+    const dup = @Vector(16, i32){ 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7 };
+    return .{
+        .sc = @as(@Vector(16, i16), @shuffle(u8, sc, undefined, dup)),
+        .m = @as(@Vector(16, i16), @shuffle(u8, m, undefined, dup)),
+    };
+}
+
+// ---------------------------------------------------------------------------
+// Scale searches. Each fits one sub-block: it tries a sweep of candidate
+// inverse scales, rounds x with each, then solves the weighted least-squares
+// problem for the scale (and offset) given those integers, and keeps the
+// candidate with the smallest weighted squared error.
+
+/// Affine fit x ≈ scale·L − offset with L in 0..nmax, scale ≥ 0, offset ≥ 0
+/// (the lowest representable value is never above 0). Writes L.
+pub fn fitAffine(x: []const f32, w: []const f32, nmax: u8, rmin: f32, rdelta: f32, nstep: usize, l_out: []u8) struct { scale: f32, offset: f32 } {
+    std.debug.assert(x.len == w.len and x.len == l_out.len and x.len <= 32);
+    const lo: f32 = @min(0, std.mem.min(f32, x));
+    const hi = std.mem.max(f32, x);
+    if (hi <= lo) {
+        @memset(l_out, 0);
+        return .{ .scale = 0, .offset = -lo };
+    }
+    const nm: f32 = @floatFromInt(nmax);
+    var best_scale = (hi - lo) / nm;
+    var best_min = lo;
+    var best_err = std.math.inf(f32);
+    var buf: [32]u8 = undefined;
+    const l = buf[0..x.len];
+    // Candidate 0 is plain min/max rounding; then the sweep.
+    for (0..nstep + 2) |step| {
+        const iscale = if (step == 0) nm / (hi - lo) else (rmin + rdelta * @as(f32, @floatFromInt(step - 1)) + nm) / (hi - lo);
+        var sw: f32 = 0;
+        var sl: f32 = 0;
+        var sl2: f32 = 0;
+        var sx: f32 = 0;
+        var sxl: f32 = 0;
+        for (x, w, l) |xi, wi, *li| {
+            const v = std.math.clamp(nearestInt(iscale * (xi - lo)), 0, nmax);
+            li.* = @intCast(v);
+            const lf: f32 = @floatFromInt(v);
+            sw += wi;
+            sl += wi * lf;
+            sl2 += wi * lf * lf;
+            sx += wi * xi;
+            sxl += wi * xi * lf;
+        }
+        var scale: f32 = undefined;
+        var min: f32 = undefined;
+        const det = sw * sl2 - sl * sl;
+        if (step == 0) {
+            scale = 1 / iscale;
+            min = lo;
+        } else {
+            if (det <= 0) continue;
+            scale = (sw * sxl - sx * sl) / det;
+            min = (sl2 * sx - sl * sxl) / det;
+            if (min > 0) {
+                min = 0;
+                if (sl2 <= 0) continue;
+                scale = sxl / sl2;
+            }
+        }
+        var err: f32 = 0;
+        for (x, w, l) |xi, wi, li| {
+            const diff = scale * @as(f32, @floatFromInt(li)) + min - xi;
+            err += wi * diff * diff;
+        }
+        if (err < best_err) {
+            best_err = err;
+            best_scale = scale;
+            best_min = min;
+            @memcpy(l_out, l);
+        }
+    }
+    return .{ .scale = best_scale, .offset = -best_min };
+}
+
+/// Symmetric fit x ≈ scale·L with L in −nmax..nmax−1. The largest-magnitude
+/// value maps to −nmax (the side with one level more); the sweep then tries
+/// nearby scales. Writes L. The returned scale has the sign that makes this so.
+pub fn fitSymmetric(x: []const f32, w: []const f32, nmax: u8, nstep: usize, rdelta: f32, l_out: []i8) f32 {
+    std.debug.assert(x.len == w.len and x.len == l_out.len and x.len <= 32);
+    const max = signedAbsMax(x);
+    if (max == 0) {
+        @memset(l_out, 0);
+        return 0;
+    }
+    const nm: f32 = @floatFromInt(nmax);
+    const lo: i32 = -@as(i32, nmax);
+    const hi: i32 = @as(i32, nmax) - 1;
+    var best_scale: f32 = 0;
+    var best_gain: f32 = -1;
+    var buf: [32]i8 = undefined;
+    const l = buf[0..x.len];
+    const half: f32 = @floatFromInt(nstep / 2);
+    for (0..nstep + 1) |step| {
+        const iscale = -(nm + rdelta * (@as(f32, @floatFromInt(step)) - half)) / max;
+        var sxl: f32 = 0;
+        var sl2: f32 = 0;
+        for (x, w, l) |xi, wi, *li| {
+            const v = std.math.clamp(nearestInt(iscale * xi), lo, hi);
+            li.* = @intCast(v);
+            const lf: f32 = @floatFromInt(v);
+            sxl += wi * xi * lf;
+            sl2 += wi * lf * lf;
+        }
+        // The weighted error at the optimal scale sxl/sl2 is Σwx² − sxl²/sl2.
+        if (sl2 > 0 and sxl * sxl / sl2 > best_gain) {
+            best_gain = sxl * sxl / sl2;
+            best_scale = sxl / sl2;
+            @memcpy(l_out, l);
+        }
+    }
+    return best_scale;
+}
+
+/// Value with the largest magnitude (keeps its sign).
+pub fn signedAbsMax(v: []const f32) f32 {
+    var amax: f32 = 0;
+    var m: f32 = 0;
+    for (v) |x| {
+        if (@abs(x) > amax) {
+            amax = @abs(x);
+            m = x;
+        }
+    }
+    return m;
+}
+
+/// Q4_K / Q5_K super-block quantizer: eight 32-weight sub-blocks, each fitted
+/// affinely (weights favour large values: rms + |x|), then the eight scales
+/// and eight offsets quantized to 6 bits against their maxima, then the
+/// weights rounded again with the scales as stored. Writes L in 0..nmax.
+pub fn quantizeAffine8(x: *const [qk]f32, nmax: u8, rmin: f32, nstep: usize, l: *[qk]u8) struct { d: f16, dmin: f16, scales: [12]u8 } {
+    var scales: [8]f32 = undefined;
+    var offsets: [8]f32 = undefined;
+    var w: [32]f32 = undefined;
+    for (0..8) |j| {
+        const xs = x[32 * j ..][0..32];
+        var sum_x2: f32 = 0;
+        for (xs) |v| sum_x2 += v * v;
+        const av = @sqrt(sum_x2 / 32);
+        for (xs, &w) |v, *wi| wi.* = av + @abs(v);
+        const fit = fitAffine(xs, &w, nmax, rmin, 0.1, nstep, l[32 * j ..][0..32]);
+        scales[j] = fit.scale;
+        offsets[j] = fit.offset;
+    }
+    const max_scale = std.mem.max(f32, &scales);
+    const max_offset = std.mem.max(f32, &offsets);
+    const inv_scale: f32 = if (max_scale > 0) 63 / max_scale else 0;
+    const inv_offset: f32 = if (max_offset > 0) 63 / max_offset else 0;
+    var ls: [8]u8 = undefined;
+    var lm: [8]u8 = undefined;
+    for (0..8) |j| {
+        ls[j] = @intCast(std.math.clamp(nearestInt(inv_scale * scales[j]), 0, 63));
+        lm[j] = @intCast(std.math.clamp(nearestInt(inv_offset * offsets[j]), 0, 63));
+    }
+    const d: f16 = @floatCast(max_scale / 63);
+    const dmin: f16 = @floatCast(max_offset / 63);
+    for (0..8) |j| {
+        const dj = @as(f32, d) * @as(f32, @floatFromInt(ls[j]));
+        if (dj == 0) continue;
+        const mj = @as(f32, dmin) * @as(f32, @floatFromInt(lm[j]));
+        for (x[32 * j ..][0..32], l[32 * j ..][0..32]) |v, *li| li.* = @intCast(std.math.clamp(nearestInt((v + mj) / dj), 0, nmax));
+    }
+    return .{ .d = d, .dmin = dmin, .scales = packScaleMin(&ls, &lm) };
+}
+
+// ---------------------------------------------------------------------------
+// Test helpers shared by the K-quant test blocks.
+
+pub const testing = struct {
+    /// Gaussian-ish weights with a few outliers, like real weight rows.
+    pub fn fillWeights(r: std.Random, x: []f32) void {
+        for (x) |*v| {
+            v.* = @floatCast(r.floatNorm(f64) * 0.02);
+            if (r.uintLessThan(u32, 64) == 0) v.* *= 6;
+        }
+    }
+
+    pub fn rms(x: []const f32) f64 {
+        var s: f64 = 0;
+        for (x) |v| s += @as(f64, v) * v;
+        return @sqrt(s / @as(f64, @floatFromInt(x.len)));
+    }
+
+    pub fn rmsDiff(a: []const f32, b: []const f32) f64 {
+        var s: f64 = 0;
+        for (a, b) |u, v| s += (@as(f64, u) - v) * (@as(f64, u) - v);
+        return @sqrt(s / @as(f64, @floatFromInt(a.len)));
+    }
+
+    /// Exercises a K-quant type file: quantize → dequantize error under
+    /// `rel_rmse_max` of the signal's RMS, SIMD dot bit-identical to the
+    /// scalar dot, and both close to the f64 dot of the dequantized weights
+    /// with the Q8_K activations.
+    pub fn checkType(comptime T: type, rel_rmse_max: f64) !void {
+        const alloc = std.testing.allocator;
+        var prng = std.Random.DefaultPrng.init(0x5eed);
+        const r = prng.random();
+        const nb = 16;
+        const n = nb * qk;
+        const x = try alloc.alloc(f32, n);
+        defer alloc.free(x);
+        const y = try alloc.alloc(f32, n);
+        defer alloc.free(y);
+        const act = try alloc.alloc(f32, n);
+        defer alloc.free(act);
+        const blocks = try alloc.alloc(T.Block, nb);
+        defer alloc.free(blocks);
+        const a = try alloc.alloc(q8_k.Block, nb);
+        defer alloc.free(a);
+        const ad = try alloc.alloc(f32, n);
+        defer alloc.free(ad);
+
+        fillWeights(r, x);
+        // One all-zero block and one constant block: edge cases of the searches.
+        @memset(x[0..qk], 0);
+        @memset(x[qk .. 2 * qk], 0.25);
+        // The largest accepted magnitudes give finite block scales.
+        for (x[0..qk], 0..) |*v, i| v.* = if (i % 3 == 0) T.max_abs else if (i % 3 == 1) -T.max_abs else 0.5 * T.max_abs;
+        T.quantize(x[0..qk], blocks[0..1]);
+        T.dequantize(blocks[0..1], y[0..qk]);
+        for (y[0..qk]) |v| try std.testing.expect(std.math.isFinite(v));
+        @memset(x[0..qk], 0);
+        T.quantize(x, blocks);
+        T.dequantize(blocks, y);
+        try std.testing.expectEqual(@as(f32, 0), std.mem.max(f32, y[0..qk]));
+        const err = rmsDiff(x[2 * qk ..], y[2 * qk ..]);
+        const sig = rms(x[2 * qk ..]);
+        if (err > rel_rmse_max * sig) {
+            std.debug.print("{s}: rmse {d} > {d} x rms {d}\n", .{ @typeName(T), err, rel_rmse_max, sig });
+            return error.TestUnexpectedResult;
+        }
+        // Round trip: re-quantizing the dequantized values changes little.
+        const blocks2 = try alloc.alloc(T.Block, nb);
+        defer alloc.free(blocks2);
+        const y2 = try alloc.alloc(f32, n);
+        defer alloc.free(y2);
+        T.quantize(y, blocks2);
+        T.dequantize(blocks2, y2);
+        try std.testing.expect(rmsDiff(y, y2) <= 0.5 * err);
+
+        for (act) |*v| v.* = r.float(f32) * 2 - 1;
+        q8_k.quantize(act, a);
+        q8_k.dequantize(a, ad);
+        var exact: f64 = 0;
+        var mag: f64 = 0;
+        for (y, ad) |u, v| {
+            exact += @as(f64, u) * v;
+            mag += @abs(@as(f64, u) * v);
+        }
+        const g = T.dotGeneric(blocks, a);
+        const s = T.dot(blocks, a);
+        try std.testing.expectEqual(@as(u32, @bitCast(g)), @as(u32, @bitCast(s)));
+        try std.testing.expectApproxEqAbs(exact, @as(f64, g), 1e-5 * mag);
+        // Row slices of every length give the same as the block-by-block sum.
+        for (0..nb + 1) |k| {
+            try std.testing.expectEqual(@as(u32, @bitCast(T.dotGeneric(blocks[0..k], a[0..k]))), @as(u32, @bitCast(T.dot(blocks[0..k], a[0..k]))));
+        }
+    }
+};
+
+test "nearestInt rounds ties to even" {
+    try std.testing.expectEqual(@as(i32, 2), nearestInt(2.5));
+    try std.testing.expectEqual(@as(i32, 4), nearestInt(3.5));
+    try std.testing.expectEqual(@as(i32, -2), nearestInt(-2.5));
+    try std.testing.expectEqual(@as(i32, -3), nearestInt(-2.51));
+    try std.testing.expectEqual(@as(i32, 0), nearestInt(std.math.nan(f32)));
+    try std.testing.expectEqual(@as(i32, 4194303), nearestInt(std.math.inf(f32)));
+    try std.testing.expectEqual(@as(i32, -4194303), nearestInt(-1e30));
+}
+
+test "signedAbsMax keeps the sign of the largest magnitude" {
+    // A 16-wide case: an earlier formulation was vectorized wrongly by the optimizer.
+    const v = [16]f32{ -6.5e-3, 1.1e-3, -1.2e-3, -9.3e-4, -1.3e-3, -1.6e-3, 1.8e-3, -9.6e-4, -9.5e-4, 1.1e-3, -1.7e-3, 2.7e-3, 1.2e-3, -9.2e-4, -1.5e-3, 8.2e-4 };
+    try std.testing.expectEqual(@as(f32, -6.5e-3), signedAbsMax(&v));
+    try std.testing.expectEqual(@as(f32, 0), signedAbsMax(&[_]f32{ 0, -0.0 }));
+}
+
+test "scale/min packing round-trips every 6-bit pair" {
+    var sc: [8]u8 = undefined;
+    var m: [8]u8 = undefined;
+    for (0..64) |v| {
+        for (0..8) |j| {
+            sc[j] = @intCast((v + 7 * j) % 64);
+            m[j] = @intCast((63 - v + 3 * j) % 64);
+        }
+        const p = packScaleMin(&sc, &m);
+        const sm16 = scalesMins16(&p);
+        for (0..8) |j| {
+            try std.testing.expectEqual(@as(i16, sc[j]), sm16.sc[2 * j + 1]);
+            try std.testing.expectEqual(@as(i16, m[j]), sm16.m[2 * j]);
+            const sm = unpackScaleMin(&p, j);
+            try std.testing.expectEqual(sc[j], sm.sc);
+            try std.testing.expectEqual(m[j], sm.m);
+        }
+    }
+}
+
+fn arrayChunk(u: *const [qk]u8, comptime c: usize) U8x32 {
+    return u[32 * c ..][0..32].*;
+}
+
+test "scaledSumUnsigned equals the scalar sum of the signed values, including extremes" {
+    var prng = std.Random.DefaultPrng.init(3);
+    const r = prng.random();
+    var u: [qk]u8 = undefined;
+    var q: [qk]i8 = undefined;
+    var a: [qk]i8 = undefined;
+    var sc: [16]i16 = undefined;
+    var blk: q8_k.Block = undefined;
+    for (0..50) |it| {
+        for (&u, &a) |*x, *y| {
+            x.* = if (it == 0) 0 else if (it == 1) 63 else r.uintAtMost(u8, 63);
+            y.* = if (it < 2) -128 else r.int(i8);
+        }
+        for (&q, u) |*x, v| x.* = @as(i8, @intCast(v)) - 32;
+        for (&sc) |*s| s.* = if (it < 2) -128 else r.intRangeAtMost(i16, -128, 127);
+        blk.qs = a;
+        for (&blk.bsums, 0..) |*b, j| {
+            var t: i16 = 0;
+            for (a[16 * j ..][0..16]) |v| t += v;
+            b.* = t;
+        }
+        try std.testing.expectEqual(scaledSumGeneric(&q, &a, &sc), scaledSumUnsigned(&u, arrayChunk, &a, &sc) - 32 * minSum(&sc, &blk));
+    }
+}

@@ -1,0 +1,103 @@
+//! Q4_K: 256 weights per super-block in 8 sub-blocks of 32; each weight is
+//! `d·sc_j·q − dmin·m_j` with q in 0..15 and 6-bit sc_j, m_j.
+//! Layout (GGML `block_q4_K`): f16 d; f16 dmin; u8 scales[12] (see
+//! kquant.packScaleMin); u8 qs[128] — in each 64-weight chunk c, byte
+//! qs[32c+l] holds weight 64c+l in its low nibble and 64c+32+l in its high.
+const std = @import("std");
+const kq = @import("kquant.zig");
+const q8_k = @import("q8_k.zig");
+
+pub const block_elems = kq.qk;
+pub const Activation = q8_k.Block;
+
+pub const Block = extern struct {
+    d: f16,
+    dmin: f16,
+    scales: [12]u8,
+    qs: [block_elems / 2]u8,
+};
+/// The largest magnitude `quantize` accepts: beyond it the f16 block scales
+/// would overflow (dmin is the largest offset (up to about |x|) over 63; 65504 is f16's largest).
+pub const max_abs: f32 = 3.5e6;
+
+comptime {
+    std.debug.assert(@sizeOf(Block) == 144);
+}
+
+pub fn dequantize(src: []const Block, dst: []f32) void {
+    std.debug.assert(dst.len == src.len * block_elems);
+    for (src, 0..) |*b, i| {
+        const y = dst[i * block_elems ..][0..block_elems];
+        const d: f32 = b.d;
+        const dmin: f32 = b.dmin;
+        for (0..4) |c| {
+            const lo = kq.unpackScaleMin(&b.scales, 2 * c);
+            const hi = kq.unpackScaleMin(&b.scales, 2 * c + 1);
+            const d1 = d * @as(f32, @floatFromInt(lo.sc));
+            const m1 = dmin * @as(f32, @floatFromInt(lo.m));
+            const d2 = d * @as(f32, @floatFromInt(hi.sc));
+            const m2 = dmin * @as(f32, @floatFromInt(hi.m));
+            for (b.qs[32 * c ..][0..32], 0..) |q, l| {
+                y[64 * c + l] = d1 * @as(f32, @floatFromInt(q & 0xF)) - m1;
+                y[64 * c + 32 + l] = d2 * @as(f32, @floatFromInt(q >> 4)) - m2;
+            }
+        }
+    }
+}
+
+pub fn quantize(src: []const f32, dst: []Block) void {
+    std.debug.assert(src.len == dst.len * block_elems);
+    for (dst, 0..) |*b, i| {
+        var l: [block_elems]u8 = undefined;
+        const r = kq.quantizeAffine8(src[i * block_elems ..][0..block_elems], 15, -1, 20, &l);
+        b.d = r.d;
+        b.dmin = r.dmin;
+        b.scales = r.scales;
+        for (0..4) |c| {
+            for (&b.qs[32 * c ..][0..32].*, 0..) |*q, k| q.* = l[64 * c + k] | (l[64 * c + 32 + k] << 4);
+        }
+    }
+}
+
+fn unpackGeneric(b: *const Block, q: *[block_elems]i8) void {
+    for (0..4) |c| {
+        for (0..32) |k| {
+            q[64 * c + k] = @intCast(b.qs[32 * c + k] & 0xF);
+            q[64 * c + 32 + k] = @intCast(b.qs[32 * c + k] >> 4);
+        }
+    }
+}
+
+/// Weights 32c … 32c+31 (SIMD).
+fn chunk(b: *const Block, comptime c: usize) kq.U8x32 {
+    const v: kq.U8x32 = b.qs[32 * (c / 2) ..][0..32].*;
+    return if (c % 2 == 0) v & @as(kq.U8x32, @splat(0xF)) else v >> @splat(4);
+}
+
+inline fn dotWith(comptime simd: bool, w: []const Block, a: []const Activation) f32 {
+    std.debug.assert(w.len == a.len);
+    var sum: f32 = 0;
+    for (w, a) |*b, *y| {
+        const sm = kq.scalesMins16(&b.scales);
+        const sumi = kq.blockSum(simd, 0, Block, unpackGeneric, chunk, b, y, &sm.sc);
+        const summ = kq.minSum(&sm.m, y);
+        const d = @as(f32, b.d) * y.d;
+        const dmin = @as(f32, b.dmin) * y.d;
+        sum += d * @as(f32, @floatFromInt(sumi)) - dmin * @as(f32, @floatFromInt(summ));
+    }
+    return sum;
+}
+
+/// Scalar reference.
+pub fn dotGeneric(w: []const Block, a: []const Activation) f32 {
+    return dotWith(false, w, a);
+}
+
+/// SIMD dot product; the same bits as `dotGeneric`.
+pub fn dot(w: []const Block, a: []const Activation) f32 {
+    return dotWith(true, w, a);
+}
+
+test "q4_k: quantize error, SIMD = scalar, dot = f64 dot of dequantized" {
+    try kq.testing.checkType(@This(), 0.1);
+}
