@@ -17,6 +17,7 @@ import { SAFETENSORS_INDEX, SafetensorsModel } from "../../src/safetensors/mod.t
 import { tokenizerFromGgufFile } from "../../src/tokenizer/mod.ts";
 import { createEngine } from "../../src/engine.ts";
 import { NativeLibrary } from "../../ffi/native.ts";
+import { PLAN_FORMAT, PLAN_VERSION, planFromJson, planToJson } from "../../src/plan/plan_file.ts";
 
 const FIXTURES = new URL("../../tests/fixtures/", import.meta.url);
 const read = (p: string) => Deno.readFileSync(new URL(p, FIXTURES));
@@ -220,5 +221,34 @@ export const TARGETS: readonly FuzzTarget[] = [
       const logits = engine.evaluate([1, 2]);
       if (logits.length === 0) throw new Error("evaluate returned no logits");
     },
+  },
+  {
+    name: "plan",
+    seeds: () => {
+      const types = [["q4_k", "q6_k", "q4_k"], ["q8_0", "q4_k", "q6_k"]];
+      const grid = (v: number) => types.map((row) => row.map(() => v));
+      const summary = { loss: 0.5, bytes: 4096, bits: 5, bytesPerToken: 1024, types };
+      return [
+        new TextEncoder().encode(planToJson({
+          format: PLAN_FORMAT,
+          version: PLAN_VERSION,
+          model: "m.gguf",
+          method: "knapsack",
+          budget: { maxBytes: 8192 },
+          nLayers: 2,
+          nExperts: 3,
+          candidates: ["q4_k", "q6_k", "q8_0"],
+          types,
+          frequency: grid(1 / 3),
+          sensitivity: {
+            tokens: 16,
+            kl: types.map((row) => row.map(() => [0.3, 0.1, 0.01])),
+            bytes: types.map((row) => row.map(() => [144, 210, 272])),
+          },
+          plans: { edgemoe: summary, knapsack: summary },
+        })),
+      ];
+    },
+    run: (b) => void planFromJson(text(b), "fuzz.plan.json"),
   },
 ];
