@@ -4,8 +4,21 @@
  * Longer runs: `deno task fuzz --seconds 600`.
  */
 import { fuzzLoop, replay } from "../tools/fuzz/loop.ts";
-import { TARGETS } from "../tools/fuzz/targets.ts";
+import { cleanupTargets, TARGETS } from "../tools/fuzz/targets.ts";
 import { assertEquals } from "../src/std/assert.ts";
+
+Deno.test("fuzz: every target accepts its first seed (so mutations reach past the first check)", () => {
+  const refused: string[] = [];
+  for (const t of TARGETS) {
+    try {
+      t.run(t.seeds()[0]);
+    } catch (e) {
+      refused.push(`${t.name}: ${(e as Error).message}`);
+    }
+  }
+  cleanupTargets();
+  assertEquals(refused, []);
+});
 
 for (const t of TARGETS) {
   const iterations = t.quickIterations ?? 300;
