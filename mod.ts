@@ -105,9 +105,12 @@ export {
   type EngineOptions,
   type EngineStats,
   type ExpertStoreKind,
+  type GenerateChunk,
   type GeneratedToken,
+  type GenerateInput,
   type GenerateOptions,
   greedy,
+  type StreamOptions,
 } from "./src/engine.ts";
 export { type StoreBackend } from "./ffi/slot_reader.ts";
 export { type ExpertStoreStats } from "./src/store/expert_store.ts";

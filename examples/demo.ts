@@ -19,7 +19,7 @@ function generate(title: string, opts: EngineOptions): string {
   Deno.stdout.writeSync(out.encode(prompt));
   let text = "";
   const t0 = performance.now();
-  for (const t of engine.generate(prompt, { maxTokens: 60, sample: (l) => sampler.sample(l) })) {
+  for (const t of engine.generateSync(prompt, { maxTokens: 60, sample: (l) => sampler.sample(l) })) {
     text += t.text;
     Deno.stdout.writeSync(out.encode(t.text));
   }

@@ -17,7 +17,7 @@ using engine = createEngine(model, { memBudget: budget });
 const sampler = new Sampler(engine.model.hp.nVocab, { temp: 0.7, seed: 42 });
 const out = new TextEncoder();
 Deno.stdout.writeSync(out.encode(prompt));
-for (const t of engine.generate(prompt, { maxTokens: 64, sample: (logits) => sampler.sample(logits) })) {
+for (const t of engine.generateSync(prompt, { maxTokens: 64, sample: (logits) => sampler.sample(logits) })) {
   Deno.stdout.writeSync(out.encode(t.text));
 }
 const s = engine.stats();

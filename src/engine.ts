@@ -5,7 +5,7 @@
  * @module
  */
 import { EdgeMoeError } from "./errors.ts";
-import { NativeLibrary } from "../ffi/native.ts";
+import { NativeLibrary, type ThreadPool } from "../ffi/native.ts";
 import type { ReadFault, StoreBackend } from "../ffi/slot_reader.ts";
 import { GgufFile } from "./gguf/mod.ts";
 import { isPack, PackFile } from "./pack/mod.ts";
@@ -52,6 +52,12 @@ export interface EngineOptions {
   onRoute?: (layer: number, ids: Uint32Array) => void;
   /** A chat template (Jinja source) replacing the model's `tokenizer.chat_template`. */
   chatTemplate?: string;
+  /** Called while loading: each stage with the fraction of the load done (0..1). */
+  onProgress?: (
+    progress: { stage: "file" | "tokenizer" | "memory plan" | "weights" | "ready"; fraction: number },
+  ) => void;
+  /** Compute threads (default: the number of cores). Tokens are identical for any count. */
+  threads?: number;
   /** Inject a read fault into the expert store (testing what a failing disk does). */
   storeFault?: ReadFault;
 }
@@ -74,6 +80,26 @@ export interface GeneratedToken {
   /** The text this token completed (may be empty while a UTF-8 character is incomplete). */
   text: string;
 }
+
+/** What {@linkcode Engine.generate} takes: text, chat messages, or token ids. */
+export type GenerateInput = string | ChatMessage[] | ArrayLike<number>;
+
+/** Options of {@linkcode Engine.generate}. */
+export interface StreamOptions extends GenerateOptions {
+  /** Stop before any of these strings (they are not emitted). */
+  stop?: string[];
+}
+
+/** A piece of a generation: text as it comes, then one `done` with usage and timings. */
+export type GenerateChunk =
+  | { type: "text"; text: string }
+  | {
+    type: "done";
+    /** `"stop"` (end of generation or a stop string), `"length"` (maxTokens) or `"cancelled"` (signal). */
+    finishReason: "stop" | "length" | "cancelled";
+    usage: { promptTokens: number; completionTokens: number };
+    timings: { promptMs: number; generationMs: number; promptTokensPerSecond: number; tokensPerSecond: number };
+  };
 
 /** Counters of an engine. */
 export interface EngineStats {
@@ -98,7 +124,7 @@ export function greedy(logits: Float32Array): number {
 }
 
 /** A loaded model ready to generate. Close it (or `using`) when done. */
-export class Engine implements Disposable {
+export class Engine implements Disposable, AsyncDisposable {
   /** The model's tokenizer. */
   readonly tokenizer: Tokenizer;
   /** The loaded graph (hyperparameters in `model.hp`). */
@@ -111,6 +137,7 @@ export class Engine implements Disposable {
   readonly #pack: PackFile | undefined;
   readonly #experts: ExpertStore | undefined;
   readonly #predictor: Predictor;
+  readonly #pool: ThreadPool | undefined;
   readonly #chatSource: string | undefined;
   #chat: ChatTemplate | undefined;
   #tokens: number[] = [];
@@ -128,7 +155,9 @@ export class Engine implements Disposable {
     plan: MemoryPlan | undefined,
     predictor: Predictor,
     chatSource: string | undefined,
+    pool: ThreadPool | undefined,
   ) {
+    this.#pool = pool;
     this.#predictor = predictor;
     this.#chatSource = chatSource;
     this.#file = file;
@@ -145,14 +174,18 @@ export class Engine implements Disposable {
     const lib = opts.lib ?? NativeLibrary.open();
     const file = GgufFile.open(path);
     try {
+      const progress = opts.onProgress ?? (() => {});
+      progress({ stage: "file", fraction: 0.05 });
       const pack = isPack(file) ? PackFile.fromGguf(file) : undefined;
       const weights = ggufWeights(file);
+      progress({ stage: "tokenizer", fraction: 0.1 });
       const tokenizer = tokenizerFromGgufFile(file);
       const nCtxTrain = weights.number(`${weights.arch}.context_length`) ?? 4096;
       const nCtx = opts.nCtx ?? Math.min(nCtxTrain, 4096);
       if (!Number.isInteger(nCtx) || nCtx < 1) {
         throw new EdgeMoeError("invalid_argument", "open engine", `nCtx must be a positive integer, got ${nCtx}`);
       }
+      progress({ stage: "memory plan", fraction: 0.2 });
       const plan = planFor(file, pack, weights, nCtx, opts);
       let experts: ExpertStore | undefined;
       let source: ExpertSource | undefined;
@@ -170,9 +203,20 @@ export class Engine implements Disposable {
         );
         source = experts;
       }
+      const threads = opts.threads ?? navigator.hardwareConcurrency ?? 1;
+      if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
+        experts?.close();
+        throw new EdgeMoeError(
+          "invalid_argument",
+          "open engine",
+          `threads must be an integer in 1..256, got ${threads}`,
+        );
+      }
+      const pool = threads > 1 ? lib.createPool(threads) : undefined;
       try {
         const predictor = makePredictor(opts, file);
-        const model = new MoeModel(weights, lib, { nCtx, experts: source, predictor, onRoute: opts.onRoute });
+        progress({ stage: "weights", fraction: 0.3 });
+        const model = new MoeModel(weights, lib, { nCtx, experts: source, predictor, onRoute: opts.onRoute, pool });
         if (tokenizer.vocabSize !== model.hp.nVocab) {
           throw new EdgeMoeError(
             "corrupt_data",
@@ -180,10 +224,12 @@ export class Engine implements Disposable {
             `tokenizer has ${tokenizer.vocabSize} tokens but token_embd has ${model.hp.nVocab} rows`,
           );
         }
+        progress({ stage: "ready", fraction: 1 });
         const chat = opts.chatTemplate ??
           (file.has("tokenizer.chat_template") ? file.getString("tokenizer.chat_template") : undefined);
-        return new Engine(file, pack, model, tokenizer, plan.store, experts, plan.plan, predictor, chat);
+        return new Engine(file, pack, model, tokenizer, plan.store, experts, plan.plan, predictor, chat, pool);
       } catch (e) {
+        pool?.close();
         experts?.close();
         throw e;
       }
@@ -231,9 +277,11 @@ export class Engine implements Disposable {
 
   /**
    * Generates from `prompt` (text, tokenized with BOS as the model asks; or ids)
-   * after the current sequence, yielding tokens as they come.
+   * after the current sequence, yielding tokens as they come — synchronously,
+   * for scripts and loops that own the thread. See {@linkcode Engine.generate}
+   * for the streaming, abortable form with usage and timings.
    */
-  *generate(prompt: string | ArrayLike<number>, opts: GenerateOptions = {}): Generator<GeneratedToken> {
+  *generateSync(prompt: string | ArrayLike<number>, opts: GenerateOptions = {}): Generator<GeneratedToken> {
     const ids = typeof prompt === "string"
       ? this.tokenizer.encode(prompt, { addSpecial: this.#tokens.length === 0, parseSpecial: true })
       : prompt;
@@ -251,6 +299,71 @@ export class Engine implements Disposable {
     }
     const rest = decoder.flush();
     if (rest) yield { id: -1, text: rest };
+  }
+
+  /**
+   * Generates from a prompt (text, chat messages rendered with the chat
+   * template, or token ids) as an async stream of text chunks, ending with one
+   * `done` chunk holding the finish reason, token usage and timings. Between
+   * tokens it yields to the event loop, so `signal` (and I/O) are honoured;
+   * text matching a stop string is never emitted.
+   *
+   * @throws {EdgeMoeError} `invalid_argument` for an empty prompt or one longer than the context.
+   */
+  async *generate(input: GenerateInput, opts: StreamOptions = {}): AsyncGenerator<GenerateChunk> {
+    const t0 = performance.now();
+    let ids: ArrayLike<number>;
+    if (typeof input === "string") ids = this.tokenizer.encode(input, { addSpecial: this.#tokens.length === 0 });
+    else if (Array.isArray(input) && input.length > 0 && typeof input[0] === "object") {
+      const text = this.applyChatTemplate(input as ChatMessage[], true);
+      ids = this.tokenizer.encode(text, { addSpecial: this.#tokens.length === 0, parseSpecial: true });
+    } else ids = input as ArrayLike<number>;
+    if (ids.length === 0) throw new EdgeMoeError("invalid_argument", "generate", "the prompt is empty");
+    if (this.#tokens.length + ids.length + 1 > this.model.nCtx) {
+      throw new EdgeMoeError(
+        "invalid_argument",
+        "generate",
+        `the prompt has ${ids.length} tokens; the context holds ${this.model.nCtx - this.#tokens.length} more`,
+      );
+    }
+    const stop = opts.stop ?? [];
+    const holdBack = Math.max(0, ...stop.map((x) => x.length - 1));
+    const maxTokens = opts.maxTokens ?? 128;
+    let text = "", sent = 0, count = 0, firstAt = 0;
+    let finishReason: GenerateChunk & { type: "done" } extends { finishReason: infer F } ? F : never = "length";
+    for (const t of this.generateSync(ids, opts)) {
+      if (count === 0) firstAt = performance.now();
+      if (t.id >= 0) count++;
+      text += t.text;
+      const hit = stop.map((x) => text.indexOf(x, Math.max(0, sent - x.length))).filter((i) => i >= 0);
+      if (hit.length > 0) {
+        text = text.slice(0, Math.min(...hit));
+        finishReason = "stop";
+        break;
+      }
+      const safe = text.length - holdBack;
+      if (safe > sent) {
+        yield { type: "text", text: text.slice(sent, safe) };
+        sent = safe;
+      }
+      await new Promise((r) => setTimeout(r, 0));
+    }
+    if (text.length > sent) yield { type: "text", text: text.slice(sent) };
+    if (opts.signal?.aborted) finishReason = "cancelled";
+    else if (finishReason === "length" && count < maxTokens) finishReason = "stop";
+    const end = performance.now();
+    const promptMs = (firstAt || end) - t0, genMs = firstAt ? end - firstAt : 0;
+    yield {
+      type: "done",
+      finishReason,
+      usage: { promptTokens: ids.length, completionTokens: count },
+      timings: {
+        promptMs,
+        generationMs: genMs,
+        promptTokensPerSecond: promptMs > 0 ? ids.length / (promptMs / 1000) : 0,
+        tokensPerSecond: count > 1 && genMs > 0 ? (count - 1) / (genMs / 1000) : 0,
+      },
+    };
   }
 
   /**
@@ -291,6 +404,7 @@ export class Engine implements Disposable {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#pool?.close();
     this.#experts?.close();
     if (this.#pack) this.#pack.close();
     else this.#file.close();
@@ -300,6 +414,12 @@ export class Engine implements Disposable {
   [Symbol.dispose](): void {
     this.close();
   }
+
+  /** Same as `close()`, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    return Promise.resolve();
+  }
 }
 
 /**
@@ -308,8 +428,11 @@ export class Engine implements Disposable {
  * @example
  * ```ts
  * import { createEngine } from "@edgemoe/edgemoe";
- * using engine = createEngine("model.gguf", { memBudget: "2GiB" });
- * for (const t of engine.generate("Once upon a time", { maxTokens: 32 })) console.log(t.text);
+ * await using engine = createEngine("model.gguf", { memBudget: "2GiB" });
+ * for await (const c of engine.generate("Once upon a time", { maxTokens: 32 })) {
+ *   if (c.type === "text") console.log(c.text);
+ *   else console.log(c.usage, c.timings);
+ * }
  * ```
  *
  * @throws {EdgeMoeError} `out_of_memory` (with the smallest budget that works), `unsupported`, `corrupt_data`, `io`.

@@ -2,6 +2,7 @@
 import { assert, assertEquals } from "../src/std/assert.ts";
 import { FIXTURE_DIR, readReference } from "./oracle/reference.ts";
 import { GgufFile } from "../src/gguf/mod.ts";
+import { PackFile } from "../src/pack/mod.ts";
 import { tokenizerFromGguf } from "../src/tokenizer/mod.ts";
 
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
@@ -142,4 +143,18 @@ Deno.test("edgemoe run: peak RSS stays under the memory budget (experts on disk)
   assertEquals(r.code, 0, r.err);
   const rss = Number(/peak RSS: .*\((\d+) bytes\)/.exec(r.err)?.[1]);
   assert(rss > 0 && rss <= budget, `peak RSS ${rss} > budget ${budget}:\n${r.err}`);
+});
+
+Deno.test("edgemoe convert --type: every expert requantized to one type; the pack runs", async () => {
+  const dir = Deno.makeTempDirSync();
+  const out = `${dir}/q8.pack.gguf`;
+  const r = await edgemoe(["convert", "-m", MODEL, "-o", out, "--type", "q8_0"]);
+  assertEquals(r.code, 0, r.err);
+  using pack = PackFile.open(out);
+  const types = new Set(pack.blobs().flatMap((b) => Object.values(b.tensors).map((t) => t.type.name)));
+  assertEquals([...types], ["q8_0"]);
+  const run = await edgemoe(["run", "-m", out, "-p", "The quick", "-n", "4", "--temp", "0"]);
+  assertEquals(run.code, 0, run.err);
+  const bad = await edgemoe(["convert", "-m", MODEL, "-o", `${dir}/x.gguf`, "--type", "q9_9"]);
+  assert(bad.code !== 0 && bad.err.includes("q9_9"), bad.err);
 });

@@ -20,7 +20,8 @@ const ref = JSON.parse(Deno.readTextFileSync(new URL("greedy.json", FIX))) as {
 };
 
 const setups: [string, EngineOptions][] = [
-  ["ram", { store: "ram" }],
+  ["ram, 1 thread", { store: "ram", threads: 1 }],
+  ["ram, 3 threads", { store: "ram", threads: 3 }],
   ["uring at the smallest budget", { store: "uring", memBudget: 0 }],
   ["pread at the smallest budget, lfu", { store: "pread", memBudget: 0, cachePolicy: "lfu" }],
 ];
@@ -48,9 +49,9 @@ for (const [name, opts] of setups) {
       console.log(`  ${JSON.stringify(p.prompt)}: max |Δ logit| ${max.toExponential(2)}`);
       assert(max < 1e-4, `${p.prompt}: max |Δ| ${max}`);
       engine.reset();
-      const out = [...engine.generate(p.prompt_ids, { maxTokens: p.greedy_ids.length, stopAtEog: false })].filter((t) =>
-        t.id >= 0
-      );
+      const out = [...engine.generateSync(p.prompt_ids, { maxTokens: p.greedy_ids.length, stopAtEog: false })].filter((
+        t,
+      ) => t.id >= 0);
       assertEquals(out.map((t) => t.id), p.greedy_ids);
       assertEquals(out.map((t) => t.text).join(""), p.greedy_text);
     }

@@ -8,7 +8,7 @@ import { createEngine, type EngineOptions } from "../src/engine.ts";
 import { convertGgufToPack } from "../src/pack/mod.ts";
 import { ProfileBuilder, profileToJson } from "../src/predictor/predictor.ts";
 import { EdgeMoeError } from "../src/errors.ts";
-import { assert, assertEquals, assertThrows } from "../src/std/assert.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "../src/std/assert.ts";
 import { FIXTURE_DIR, readReference } from "./oracle/reference.ts";
 
 const MODEL = `${FIXTURE_DIR}qwen3moe.gguf`;
@@ -19,7 +19,7 @@ function greedyTokens(
   opts: EngineOptions,
 ): { tokens: number[]; engine: ReturnType<typeof createEngine> } {
   const engine = createEngine(path, opts);
-  const tokens = [...engine.generate(ref.greedy.prompt, { maxTokens: ref.greedy.tokens.length, stopAtEog: false })]
+  const tokens = [...engine.generateSync(ref.greedy.prompt, { maxTokens: ref.greedy.tokens.length, stopAtEog: false })]
     .map((t) => t.id)
     .filter((id) => id >= 0);
   return { tokens, engine };
@@ -94,9 +94,10 @@ Deno.test("engine: a budget below the minimum is out_of_memory naming what takes
 
 Deno.test("engine: text in, text out, and the context limit is enforced", () => {
   using engine = createEngine(MODEL, { nCtx: 16 });
-  const text = [...engine.generate("The quick brown fox", { maxTokens: 4, stopAtEog: false })].map((t) => t.text).join(
-    "",
-  );
+  const text = [...engine.generateSync("The quick brown fox", { maxTokens: 4, stopAtEog: false })].map((t) => t.text)
+    .join(
+      "",
+    );
   assertEquals(typeof text, "string");
   assertThrows(() => engine.evaluate(new Array(20).fill(1)), EdgeMoeError, "exceed the context of 16");
   engine.close();
@@ -115,7 +116,7 @@ Deno.test("engine: a disk error or a corrupted expert surfaces as an error namin
         memBudget: 256 << 20,
         storeFault: { mode: "eio", after: 5 },
       });
-      const e = assertThrows(() => [...engine.generate(ref.greedy.prompt, { maxTokens: 4 })], EdgeMoeError);
+      const e = assertThrows(() => [...engine.generateSync(ref.greedy.prompt, { maxTokens: 4 })], EdgeMoeError);
       assertEquals(e.code, "io");
       assert(/read expert \d+ of layer \d+/.test(e.message), e.message);
     }
@@ -146,7 +147,7 @@ Deno.test("engine: a disk error or a corrupted expert surfaces as an error namin
     }
     f.close();
     const e = assertThrows(
-      () => [...engine.generate(ref.greedy.prompt, { maxTokens: ref.greedy.tokens.length })],
+      () => [...engine.generateSync(ref.greedy.prompt, { maxTokens: ref.greedy.tokens.length })],
       EdgeMoeError,
     );
     assertEquals(e.code, "corrupt_data");
@@ -154,4 +155,63 @@ Deno.test("engine: a disk error or a corrupted expert surfaces as an error namin
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
+});
+
+Deno.test("engine.generate: an async stream of text ending with usage and timings; stop strings; abort; messages", async () => {
+  const stages: string[] = [];
+  await using engine = createEngine(MODEL, {
+    store: "ram",
+    chatTemplate: "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}assistant:",
+    onProgress: (p) => stages.push(p.stage),
+  });
+  assertEquals(stages.at(-1), "ready");
+  // The stream's text equals the synchronous greedy continuation.
+  const sync = [...engine.generateSync(ref.greedy.prompt, { maxTokens: 8, stopAtEog: false })].map((t) => t.text).join(
+    "",
+  );
+  engine.reset();
+  let text = "", done;
+  for await (const c of engine.generate(ref.greedy.prompt, { maxTokens: 8, stopAtEog: false })) {
+    if (c.type === "text") text += c.text;
+    else done = c;
+  }
+  assertEquals(text, sync);
+  assertEquals(done?.finishReason, "length");
+  assertEquals(done?.usage, { promptTokens: ref.greedy.prompt.length, completionTokens: 8 });
+  assert(done!.timings.generationMs >= 0 && done!.timings.promptMs > 0);
+  // A stop string taken from the middle of that text: generation ends before it, and it is not emitted.
+  const stop = sync.slice(Math.floor(sync.length / 2), Math.floor(sync.length / 2) + 2);
+  engine.reset();
+  let stopped = "", reason;
+  for await (const c of engine.generate(ref.greedy.prompt, { maxTokens: 8, stopAtEog: false, stop: [stop] })) {
+    if (c.type === "text") stopped += c.text;
+    else reason = c.finishReason;
+  }
+  assertEquals(stopped, sync.slice(0, sync.indexOf(stop)));
+  assertEquals(reason, "stop");
+  // Abort between tokens.
+  engine.reset();
+  const ctrl = new AbortController();
+  let n = 0, last;
+  for await (const c of engine.generate(ref.greedy.prompt, { maxTokens: 8, stopAtEog: false, signal: ctrl.signal })) {
+    if (c.type === "text" && ++n === 2) ctrl.abort();
+    if (c.type === "done") last = c;
+  }
+  assertEquals(last?.finishReason, "cancelled");
+  assert(last!.usage.completionTokens <= 3);
+  // Chat messages go through the chat template.
+  engine.reset();
+  const chunks = [];
+  for await (const c of engine.generate([{ role: "user", content: "hi" }], { maxTokens: 2, stopAtEog: false })) {
+    chunks.push(c);
+  }
+  assertEquals(chunks.at(-1)?.type, "done");
+  engine.reset();
+  await assertRejects(
+    async () => {
+      for await (const _ of engine.generate(new Array(5000).fill(1))) { /* too long */ }
+    },
+    EdgeMoeError,
+    "the context holds",
+  );
 });

@@ -112,8 +112,15 @@ Deno.test("expert store: prefetched experts are hits, and prefetch never evicts 
     cur[Symbol.dispose]();
     using next = store.acquire(1, new Uint32Array([3]));
     expectExpert(content, next.experts[0], 1, 3);
-    const s = store.stats();
+    let s = store.stats();
     assertEquals([s.prefetches, s.prefetchUsed, s.hits], [1, 1, 1]);
+    // A prefetch never used, then evicted: counted as wasted, with its bytes.
+    store.prefetch(2, new Uint32Array([0]));
+    store.acquire(2, new Uint32Array([1]))[Symbol.dispose]();
+    store.acquire(2, new Uint32Array([2]))[Symbol.dispose]();
+    store.acquire(2, new Uint32Array([3]))[Symbol.dispose]();
+    s = store.stats();
+    assertEquals([s.prefetchWasted, s.prefetchWastedBytes], [1, 3 * PART]);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

@@ -139,7 +139,7 @@ for (const arch of ["qwen2moe", "qwen3moe"] as const) {
     using llama = LlamaModel.load(gguf, { threads: 1 });
     const want = Array.from(llama.greedy(ref.ids, 12));
     using engine = createEngine(pack, { lib, store: "pread" });
-    const got = [...engine.generate(ref.ids, { maxTokens: 12, stopAtEog: false })].map((t) => t.id).filter((id) =>
+    const got = [...engine.generateSync(ref.ids, { maxTokens: 12, stopAtEog: false })].map((t) => t.id).filter((id) =>
       id >= 0
     );
     assertEquals(got, want);

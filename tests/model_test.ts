@@ -8,7 +8,7 @@ import { ggufWeights } from "../src/models/gguf_weights.ts";
 import { MoeModel } from "../src/models/model.ts";
 import { EdgeMoeError } from "../src/errors.ts";
 import { assert, assertEquals, assertThrows } from "../src/std/assert.ts";
-import { FIXTURE_DIR, type FixtureName, maxAbsDiff, readReference } from "./oracle/reference.ts";
+import { compareLogits, FIXTURE_DIR, type FixtureName, maxAbsDiff, readReference } from "./oracle/reference.ts";
 
 /** Per fixture: the largest |ours − llama.cpp| allowed on any logit. */
 const TOLERANCE: Partial<Record<FixtureName, number>> = {
@@ -65,3 +65,25 @@ Deno.test("forward refuses token ids and positions out of range", () => {
   );
   assertThrows(() => model.forward(1, 8), EdgeMoeError, "outside the context 0..7");
 });
+
+for (const name of ["qwen3moe-q8_0", "qwen3moe-q4_k_m"] as const) {
+  Deno.test(`${name}: top-1 agreement ≥ 99% and mean KL ≤ 1e-3 against llama.cpp on the same file`, () => {
+    using lib = NativeLibrary.open();
+    using file = GgufFile.open(`${FIXTURE_DIR}${name}.gguf`);
+    const ref = readReference(name);
+    const ours: Float32Array[] = [], theirs: Float32Array[] = [];
+    ref.prompts.forEach((p, i) => {
+      const model = new MoeModel(ggufWeights(file), lib, { nCtx: 512 });
+      ours.push(...run(model, p.tokens));
+      theirs.push(...ref.logits(i));
+    });
+    const c = compareLogits(ours, theirs);
+    console.log(
+      `  ${name}: ${ours.length} positions, top-1 ${c.top1Agreement.toFixed(4)}, mean KL ${
+        c.meanKl.toExponential(2)
+      }, max |Δ| ${c.maxAbsDiff.toExponential(2)}`,
+    );
+    assert(ours.length >= 64);
+    assert(c.top1Agreement >= 0.99 && c.meanKl <= 1e-3, JSON.stringify(c));
+  });
+}

@@ -46,7 +46,7 @@ Deno.test("chat page: sends a message and streams the reply", async () => {
     const reply = await page.textContent(".assistant[data-done=true]");
     using engine = createEngine(MODEL, { chatTemplate: TEMPLATE, nCtx: 64, store: "ram" });
     const prompt = engine.applyChatTemplate([{ role: "user", content: "Hello there" }], true);
-    const expected = [...engine.generate(prompt, { maxTokens: 10, sample: greedy })].map((t) => t.text).join("");
+    const expected = [...engine.generateSync(prompt, { maxTokens: 10, sample: greedy })].map((t) => t.text).join("");
     assertEquals(reply, expected);
     assertEquals(await page.textContent(".user"), "> Hello there");
   } finally {

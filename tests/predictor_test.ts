@@ -28,7 +28,12 @@ Deno.test("table predictor: follows the profiled transitions and scores itself",
   const p = tablePredictor(profileFromJson(profileToJson(b.profile())), 2);
   assertEquals([...p.predict(1, ctx([new Uint32Array([1])]))].sort(), [2, 3]);
   p.observe(1, new Uint32Array([3, 0]));
-  assertEquals(p.stats(), { predicted: 2, correct: 1, actual: 2 });
+  assertEquals(p.stats(), {
+    predicted: 2,
+    correct: 1,
+    actual: 2,
+    perLayer: [{ predicted: 0, correct: 0, actual: 0 }, { predicted: 2, correct: 1, actual: 2 }],
+  });
   assertEquals(p.predict(0, ctx([])).length, 0); // nothing precedes layer 0
 });
 
@@ -56,4 +61,27 @@ Deno.test("profile files are validated", () => {
     assertThrows(() => profileFromJson(JSON.stringify({ ...good, version: 9 })), EdgeMoeError).code,
     "unsupported",
   );
+});
+
+Deno.test("predictor counters are exact on a replayed routing trace", () => {
+  // A trace of 3 tokens × 3 layers, and the lookahead guesses made from fixed router logits.
+  const trace = [[[0, 1], [2, 3], [1, 2]], [[1, 2], [2, 0], [3, 1]], [[3, 0], [1, 3], [0, 2]]];
+  const logits = [new Float32Array([0, 0, 0, 0]), new Float32Array([1, 0, 3, 2]), new Float32Array([0, 4, 3, 0])];
+  const p = lookaheadPredictor(2);
+  const want = { predicted: 0, correct: 0, actual: 0 };
+  for (const token of trace) {
+    for (let l = 0; l < 3; l++) {
+      if (l > 0) {
+        const guess = [...p.predict(l, ctx([], logits[l]))];
+        want.predicted += guess.length;
+        want.actual += token[l].length;
+        want.correct += token[l].filter((id) => guess.includes(id)).length;
+      }
+      p.observe(l, new Uint32Array(token[l]));
+    }
+  }
+  const s = p.stats();
+  assertEquals({ predicted: s.predicted, correct: s.correct, actual: s.actual }, want);
+  assertEquals(want, { predicted: 12, correct: 8, actual: 12 });
+  assertEquals([s.perLayer[1].correct, s.perLayer[2].correct], [4, 4]);
 });

@@ -36,7 +36,7 @@ function withServer(
 function expectedGreedy(user: string, n: number): string {
   using engine = createEngine(MODEL, { chatTemplate: TEMPLATE, nCtx: 64, store: "ram" });
   const prompt = engine.applyChatTemplate([{ role: "user", content: user }], true);
-  return [...engine.generate(prompt, { maxTokens: n, sample: greedy })].map((t) => t.text).join("");
+  return [...engine.generateSync(prompt, { maxTokens: n, sample: greedy })].map((t) => t.text).join("");
 }
 
 Deno.test(

@@ -187,7 +187,12 @@ export function runBench(path: string, opts: BenchOptions): BenchRecord[] {
   const lib = opts.engine.lib ?? NativeLibrary.open();
   const info = modelInfo(path);
   const started = new Date().toISOString();
-  using engine = Engine.open(path, { ...opts.engine, lib, nCtx: Math.max(opts.engine.nCtx ?? 0, longest) });
+  using engine = Engine.open(path, {
+    ...opts.engine,
+    threads: opts.threads,
+    lib,
+    nCtx: Math.max(opts.engine.nCtx ?? 0, longest),
+  });
   const vocab = engine.model.hp.nVocab;
   engine.evaluate(benchTokens(1, vocab, 7));
   engine.reset();

@@ -20,7 +20,7 @@ bytes read and I/O wait per token, prefetch precision/recall and the peak RSS of
   -p, --n-prompt N[,N...]  prompt lengths (default 512; 0 skips)
   -n, --n-gen N[,N...]     generation lengths (default 128; 0 skips)
   -r, --repetitions R      repetitions of each test (default 5)
-  -t, --threads T          threads (default 1; recorded: the graph runs on one thread today)
+  -t, --threads T          compute threads (default 1)
   -o, --output F           md (default) | csv | json | jsonl
 
 ${ENGINE_HELP}`;

@@ -82,7 +82,7 @@ export async function chat(argv: string[]): Promise<number> {
     sampler.reset();
     let reply = "";
     for (
-      const t of engine.generate(engine.applyChatTemplate(messages, true), {
+      const t of engine.generateSync(engine.applyChatTemplate(messages, true), {
         maxTokens: n,
         sample: (l) => sampler.sample(l),
       })

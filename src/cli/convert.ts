@@ -8,7 +8,7 @@
  * @module
  */
 import { type GgmlTypeName, nativeLibrary } from "../../ffi/native.ts";
-import { ggmlTypeById } from "../gguf/types.ts";
+import { ggmlTypeById, ggmlTypeByName } from "../gguf/types.ts";
 import { readPlan } from "../plan/plan_file.ts";
 import { EdgeMoeError } from "../errors.ts";
 import { GgufFile } from "../gguf/reader.ts";
@@ -17,12 +17,14 @@ import { convertGgufToPack } from "../pack/convert.ts";
 import { PackFile } from "../pack/reader.ts";
 import { parseArgs } from "../std/cli.ts";
 
-const USAGE = `usage: edgemoe convert -m IN.gguf|HF_DIR -o OUT.pack.gguf [--plan PLAN.json] [--force] [--gguf]
+const USAGE =
+  `usage: edgemoe convert -m IN.gguf|HF_DIR -o OUT.pack.gguf [--type T | --plan PLAN.json] [--force] [--gguf]
 
 Converts a GGUF model whose experts are stacked (blk.N.ffn_{gate,up,down}_exps.weight)
 into an edgemoe pack: resident tensors first, then one 4096-aligned, checksummed blob per
 layer and expert. Tensor types are kept, or with --plan (from edgemoe plan) each expert's gate,
-up and down are requantized natively to its planned type (from their f32 values). The output is written to OUT.partial, synced and
+up and down are requantized natively to its planned type (from their f32 values); --type T does the same
+with one type for every expert (e.g. q4_k, q8_0). The output is written to OUT.partial, synced and
 renamed; an existing OUT is refused unless --force. The result is read back and verified.
 
 IN may be a Hugging Face model directory (config.json, tokenizer.json, *.safetensors) of
@@ -55,10 +57,17 @@ function isDirectory(path: string): boolean {
   }
 }
 
+/** Every expert of every expert layer at type `type` (`--type`). */
+function uniformPlan(path: string, type: string): { method: string; types: string[][] } {
+  using f = GgufFile.open(path);
+  const layers = f.tensors.filter((t) => /^blk\.\d+\.ffn_gate_exps\.weight$/.test(t.name));
+  return { method: `uniform ${type}`, types: layers.map((t) => new Array(t.dims[2]).fill(type)) };
+}
+
 /** Runs `edgemoe convert`; returns the exit code. */
 export async function convert(argv: string[]): Promise<number> {
   const args = parseArgs(argv, {
-    string: ["model", "output", "plan"],
+    string: ["model", "output", "plan", "type"],
     boolean: ["force", "help", "gguf"],
     alias: { m: "model", o: "output", h: "help" },
   });
@@ -87,13 +96,26 @@ export async function convert(argv: string[]): Promise<number> {
   }
   const lib = nativeLibrary();
   const checksum = (b: Uint8Array) => lib.checksum64(b);
-  const planned = typeof args.plan === "string" ? readPlan(args.plan) : undefined;
+  if (args.plan !== undefined && args.type !== undefined) {
+    throw new EdgeMoeError("invalid_argument", "convert", "give --type or --plan, not both");
+  }
+  if (typeof args.type === "string" && ggmlTypeByName(args.type) === undefined) {
+    throw new EdgeMoeError(
+      "invalid_argument",
+      "convert",
+      `--type ${args.type} is not a GGML type (e.g. q4_k, q8_0, f16)`,
+    );
+  }
+  let planned: { method: string; types: readonly (readonly string[])[] } | undefined = typeof args.plan === "string"
+    ? readPlan(args.plan)
+    : undefined;
   // The intermediate GGUF has a name derived from the output, so a run killed midway leaves at most one
   // stale file, which the next run replaces (a random temporary name would leak one per killed run).
   const ggufIn = fromHf ? `${dirOf(output)}/.${baseName(output)}.hf.gguf` : input;
   let result;
   try {
     if (fromHf) await convertHfToGguf(input, ggufIn, { overwrite: true, onTensor });
+    if (typeof args.type === "string") planned = uniformPlan(ggufIn, args.type);
     result = await convertGgufToPack(ggufIn, output, {
       overwrite: Boolean(args.force),
       checksum,

@@ -56,6 +56,7 @@ export function choiceFlag<T extends string>(a: Args, name: string, choices: rea
 /** Flags every command that loads a model takes. */
 export const ENGINE_FLAGS = [
   "model",
+  "threads",
   "ctx-size",
   "mem-budget",
   "store",
@@ -65,12 +66,13 @@ export const ENGINE_FLAGS = [
   "prefetch-depth",
 ];
 /** Short names of {@linkcode ENGINE_FLAGS}. */
-export const ENGINE_ALIASES = { m: "model", c: "ctx-size" } as const;
+export const ENGINE_ALIASES = { m: "model", c: "ctx-size", t: "threads" } as const;
 
 /** Help text for {@linkcode ENGINE_FLAGS}. */
 export const ENGINE_HELP = `model:
   -m, --model FILE         GGUF file or pack
   -c, --ctx-size N         context length (default: the model's, at most 4096)
+  -t, --threads N          compute threads (default: the number of cores; tokens are the same for any N)
   --mem-budget SIZE        bytes the process may use: 4096, 512MiB, 4G, 1.5GiB (default: 90% of available)
   --store S                ram | uring | pread | mmap (default: ram if all fits the budget, else uring)
   --cache-policy P         lru | lfu | edgemoe (default lru)
@@ -83,6 +85,7 @@ export function engineOptions(a: Args): EngineOptions {
   const ctx = a["ctx-size"] === undefined ? undefined : intFlag(a, "ctx-size", 0, 1);
   const depth = a["prefetch-depth"] === undefined ? undefined : intFlag(a, "prefetch-depth", 0, 1);
   return {
+    threads: a.threads === undefined ? undefined : intFlag(a, "threads", 1, 1),
     nCtx: ctx,
     memBudget: a["mem-budget"] as string | undefined,
     store: choiceFlag(a, "store", ["ram", "uring", "pread", "mmap"] as const),

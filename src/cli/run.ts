@@ -54,7 +54,7 @@ export function run(argv: string[]): number {
   const t0 = performance.now();
   let first = 0, count = 0;
   for (
-    const t of engine.generate(prompt, {
+    const t of engine.generateSync(prompt, {
       maxTokens: n,
       sample: (l) => sampler.sample(l),
       stopAtEog: !a["ignore-eos"],
@@ -65,16 +65,19 @@ export function run(argv: string[]): number {
     Deno.stdout.writeSync(out.encode(t.text));
   }
   Deno.stdout.writeSync(out.encode("\n"));
+  const end = performance.now();
+  // Timings on stderr, as llama.cpp prints them; --stats adds the expert store and predictor.
+  console.error(
+    `prompt: ${((first - t0) / 1000).toFixed(2)} s; generation: ${count} tokens, ${
+      (count > 1 ? (count - 1) / ((end - first) / 1000) : 0).toFixed(2)
+    } tokens/s`,
+  );
   if (a.stats) {
-    const end = performance.now();
     const s = engine.stats();
     const lines = [
       `seed ${sampler.params.seed}; store ${engine.store}${
         engine.plan ? `, ${engine.plan.slotCount} slots of ${formatSize(engine.plan.slotBytes)}` : ""
       }`,
-      `prompt: ${((first - t0) / 1000).toFixed(2)} s; generation: ${count} tokens, ${
-        (count > 1 ? (count - 1) / ((end - first) / 1000) : 0).toFixed(2)
-      } tokens/s`,
     ];
     if (s.store) {
       const st = s.store;
@@ -86,6 +89,13 @@ export function run(argv: string[]): number {
             (st.waitNsTotal / 1e6).toFixed(1)
           } ms waiting`,
       );
+      lines.push(
+        `prefetch: ${st.prefetches} experts, ${st.prefetchUsed} used, ${st.prefetchWasted} evicted unused (${
+          formatSize(st.prefetchWastedBytes)
+        } wasted); per token: ${formatSize(st.bytesReadTotal / Math.max(1, s.tokensEvaluated))} read, ${
+          (st.waitNsTotal / 1e6 / Math.max(1, s.tokensEvaluated)).toFixed(2)
+        } ms stalled on I/O`,
+      );
     }
     lines.push(`peak RSS: ${formatSize(s.peakRssBytes)} (${s.peakRssBytes} bytes)`);
     const p = s.predictor;
@@ -93,7 +103,7 @@ export function run(argv: string[]): number {
       lines.push(
         `predictor ${p.name}: precision ${(p.correct / p.predicted).toFixed(3)}, recall ${
           (p.correct / Math.max(1, p.actual)).toFixed(3)
-        }`,
+        }; recall per layer ${p.perLayer.map((l) => (l.actual ? (l.correct / l.actual).toFixed(2) : "–")).join(" ")}`,
       );
     }
     console.error(lines.join("\n"));

@@ -12,7 +12,7 @@
  * @module
  */
 import { EdgeMoeError } from "../errors.ts";
-import type { NativeLibrary } from "../../ffi/native.ts";
+import type { NativeLibrary, ThreadPool } from "../../ffi/native.ts";
 import { createRouter, type Router, softmaxInPlace } from "../router/router.ts";
 import { type ArchSpec, archSpec } from "./arch.ts";
 import { addInPlace, dequantizeRow, matrixShape, matvec, rmsNorm, rope, silu } from "./ops.ts";
@@ -93,6 +93,8 @@ export interface ModelOptions {
   experts?: ExpertSource;
   /** Predicts the next layer's experts so their reads start early (default: none). */
   predictor?: Predictor;
+  /** Threads that split each matrix's rows (results are identical for any count). */
+  pool?: ThreadPool;
 }
 
 interface LayerWeights {
@@ -131,6 +133,7 @@ export class MoeModel {
   readonly #onRoute?: (layer: number, ids: Uint32Array) => void;
   readonly #experts: ExpertSource;
   readonly #predictor?: Predictor;
+  readonly #pool?: ThreadPool;
   #routed: (Uint32Array | undefined)[] = [];
 
   /**
@@ -145,6 +148,7 @@ export class MoeModel {
     this.#onRoute = opts.onRoute;
     this.#experts = opts.experts ?? residentExperts(weights);
     this.#predictor = opts.predictor;
+    this.#pool = opts.pool;
     const hp = this.hp;
     this.#router = createRouter({ k: hp.nExpertUsed, gating: this.spec.gating, normalize: hp.normalizeTopK });
     this.#embd = this.#tensor("token_embd.weight", [hp.nEmbd, hp.nVocab]);
@@ -246,17 +250,21 @@ export class MoeModel {
     }
     rmsNorm(x, this.#outputNorm, hp.eps, n);
     const logits = new Float32Array(hp.nVocab);
-    matvec(this.#lib, this.#output, n, logits);
+    this.#mv(this.#output, n, logits);
     return logits;
+  }
+
+  #mv(w: TensorData, x: Float32Array, y: Float32Array): void {
+    matvec(this.#lib, w, x, y, this.#pool);
   }
 
   #attention(l: number, L: LayerWeights, n: Float32Array, pos: number): Float32Array {
     const hp = this.hp;
     const hd = hp.headDim, kvDim = hp.nHeadKv * hd;
     const q = new Float32Array(hp.nHead * hd), k = new Float32Array(kvDim), v = new Float32Array(kvDim);
-    matvec(this.#lib, L.q, n, q);
-    matvec(this.#lib, L.k, n, k);
-    matvec(this.#lib, L.v, n, v);
+    this.#mv(L.q, n, q);
+    this.#mv(L.k, n, k);
+    this.#mv(L.v, n, v);
     if (L.qBias) addInPlace(q, L.qBias);
     if (L.kBias) addInPlace(k, L.kBias);
     if (L.vBias) addInPlace(v, L.vBias);
@@ -296,24 +304,24 @@ export class MoeModel {
       }
     }
     const o = new Float32Array(hp.nEmbd);
-    matvec(this.#lib, L.o, out, o);
+    this.#mv(L.o, out, o);
     return o;
   }
 
   #ffn(gate: TensorData, up: TensorData, down: TensorData, n: Float32Array): Float32Array {
     const f = matrixShape(gate).rows;
     const g = new Float32Array(f), u = new Float32Array(f);
-    matvec(this.#lib, gate, n, g);
-    matvec(this.#lib, up, n, u);
+    this.#mv(gate, n, g);
+    this.#mv(up, n, u);
     for (let i = 0; i < f; i++) g[i] = silu(g[i]) * u[i];
     const out = new Float32Array(this.hp.nEmbd);
-    matvec(this.#lib, down, g, out);
+    this.#mv(down, g, out);
     return out;
   }
 
   #moe(l: number, L: LayerWeights, n: Float32Array): Float32Array {
     const logits = new Float32Array(this.hp.nExpert);
-    matvec(this.#lib, L.router, n, logits);
+    this.#mv(L.router, n, logits);
     const { ids, weights } = this.#router(logits);
     this.#onRoute?.(l, ids);
     this.#routed[l] = ids;
@@ -332,7 +340,7 @@ export class MoeModel {
           routerLogits: () => {
             if (!cached) {
               cached = new Float32Array(this.hp.nExpert);
-              matvec(this.#lib, next.router, n, cached);
+              this.#mv(next.router, n, cached);
             }
             return cached;
           },
@@ -348,7 +356,7 @@ export class MoeModel {
     if (L.shared) {
       const y = this.#ffn(L.shared.gate, L.shared.up, L.shared.down, n);
       const gl = new Float32Array(1);
-      matvec(this.#lib, L.shared.gateInp, n, gl);
+      this.#mv(L.shared.gateInp, n, gl);
       const gate = 1 / (1 + Math.exp(-gl[0]));
       for (let j = 0; j < out.length; j++) out[j] += gate * y[j];
     }

@@ -7,7 +7,7 @@
  * @module
  */
 import { EdgeMoeError } from "../errors.ts";
-import type { GgmlTypeName, NativeLibrary } from "../../ffi/native.ts";
+import type { GgmlTypeName, NativeLibrary, ThreadPool } from "../../ffi/native.ts";
 import { GgmlType, ggmlTypeById, tensorBytes } from "../gguf/types.ts";
 import type { TensorData } from "./weights.ts";
 
@@ -55,7 +55,7 @@ function bytesOf(t: TensorData, op: string): Uint8Array {
  *
  * @throws {EdgeMoeError} `invalid_argument` on shape mismatch, `unsupported` for an unknown type.
  */
-export function matvec(lib: NativeLibrary, w: TensorData, x: Float32Array, y: Float32Array): void {
+export function matvec(lib: NativeLibrary, w: TensorData, x: Float32Array, y: Float32Array, pool?: ThreadPool): void {
   const op = `matvec ${w.name}`;
   const { rows, cols } = matrixShape(w);
   if (x.length !== cols || y.length !== rows) {
@@ -66,18 +66,9 @@ export function matvec(lib: NativeLibrary, w: TensorData, x: Float32Array, y: Fl
     );
   }
   const bytes = bytesOf(w, op);
-  const n = rows * cols;
-  if (w.type === GgmlType.f32) lib.matvecF32(new Float32Array(bytes.buffer, bytes.byteOffset, n), x, y, rows, cols);
   // As GGML: F16 weights multiply activations rounded to F16 (F16's vec_dot_type).
-  else if (w.type === GgmlType.f16) {
-    lib.matvecF16(
-      new Uint16Array(bytes.buffer, bytes.byteOffset, n),
-      Float32Array.from(new Float16Array(x)),
-      y,
-      rows,
-      cols,
-    );
-  } else lib.matvec(typeName(w, op), bytes, x, y, rows, cols);
+  const act = w.type === GgmlType.f16 ? Float32Array.from(new Float16Array(x)) : x;
+  lib.matvec(typeName(w, op), bytes, act, y, rows, cols, pool);
 }
 
 /** Writes row `row` of `t` to `out` as f32 (embedding lookup), dequantizing if needed. */

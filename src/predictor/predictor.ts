@@ -27,6 +27,8 @@ export interface PredictorStats {
   correct: number;
   /** Experts the router used in predicted layers. */
   actual: number;
+  /** The same three counts per layer (index = layer). */
+  perLayer: { predicted: number; correct: number; actual: number }[];
 }
 
 /** Predicts the experts of the next layer. */
@@ -44,11 +46,17 @@ export interface Predictor {
 /** Keeps precision/recall counts for any predictor. */
 class Scorer {
   readonly #last = new Map<number, Uint32Array>();
-  readonly counts: PredictorStats = { predicted: 0, correct: 0, actual: 0 };
+  readonly counts: PredictorStats = { predicted: 0, correct: 0, actual: 0, perLayer: [] };
+
+  #layer(l: number): PredictorStats["perLayer"][number] {
+    while (this.counts.perLayer.length <= l) this.counts.perLayer.push({ predicted: 0, correct: 0, actual: 0 });
+    return this.counts.perLayer[l];
+  }
 
   record(layer: number, guess: Uint32Array): Uint32Array {
     this.#last.set(layer, guess);
     this.counts.predicted += guess.length;
+    this.#layer(layer).predicted += guess.length;
     return guess;
   }
 
@@ -56,8 +64,19 @@ class Scorer {
     const guess = this.#last.get(layer);
     if (!guess) return;
     this.#last.delete(layer);
+    const per = this.#layer(layer);
     this.counts.actual += ids.length;
-    for (const id of ids) if (guess.includes(id)) this.counts.correct++;
+    per.actual += ids.length;
+    for (const id of ids) {
+      if (guess.includes(id)) {
+        this.counts.correct++;
+        per.correct++;
+      }
+    }
+  }
+
+  snapshot(): PredictorStats {
+    return { ...this.counts, perLayer: this.counts.perLayer.map((p) => ({ ...p })) };
   }
 }
 
@@ -68,7 +87,7 @@ export function noPredictor(): Predictor {
     name: "none",
     predict: () => new Uint32Array(0),
     observe: (l, ids) => s.observe(l, ids),
-    stats: () => ({ ...s.counts }),
+    stats: () => s.snapshot(),
   };
 }
 
@@ -84,7 +103,7 @@ export function lookaheadPredictor(depth: number): Predictor {
     name: "lookahead",
     predict: (layer, ctx) => s.record(layer, topK(ctx.routerLogits(), Math.min(depth, ctx.routerLogits().length))),
     observe: (l, ids) => s.observe(l, ids),
-    stats: () => ({ ...s.counts }),
+    stats: () => s.snapshot(),
   };
 }
 
@@ -120,7 +139,7 @@ export function tablePredictor(profile: RoutingProfile, depth: number): Predicto
       return s.record(layer, topK(score, Math.min(depth, E)));
     },
     observe: (l, ids) => s.observe(l, ids),
-    stats: () => ({ ...s.counts }),
+    stats: () => s.snapshot(),
   };
 }
 

@@ -61,8 +61,6 @@ export interface EdgeMoeServer extends AsyncDisposable {
   readonly finished: Promise<void>;
 }
 
-const tick = () => new Promise<void>((r) => setTimeout(r, 0));
-
 /** A FIFO of engines: `take` waits for a free one, in arrival order. */
 class SlotQueue {
   readonly #free: Engine[];
@@ -143,41 +141,35 @@ async function generate(
   signal: AbortSignal,
   emit: (text: string) => void | Promise<void>,
 ): Promise<GenerationResult> {
-  const prompt = r.messages ? engine.applyChatTemplate(r.messages, true) : r.prompt!;
-  const ids = engine.tokenizer.encode(prompt, { addSpecial: true, parseSpecial: r.messages !== undefined });
-  if (ids.length + 1 > engine.model.nCtx) {
-    throw new ApiError(400, `the prompt has ${ids.length} tokens; the context holds ${engine.model.nCtx}`, {
-      code: "context_length_exceeded",
-      param: r.messages ? "messages" : "prompt",
-    });
-  }
-  if (ids.length === 0) throw new ApiError(400, "the prompt is empty", { param: "prompt" });
   const sampler = new Sampler(engine.model.hp.nVocab, r.sampler, { contextSize: engine.model.nCtx });
   engine.reset();
-  let text = "", sent = 0, count = 0;
-  let finishReason: GenerationResult["finishReason"] = "length";
-  const holdBack = Math.max(0, ...r.stop.map((s) => s.length - 1));
-  for (const t of engine.generate(ids, { maxTokens: r.maxTokens, sample: (l) => sampler.sample(l), signal })) {
-    if (t.id >= 0) count++;
-    text += t.text;
-    const hit = r.stop.map((s) => text.indexOf(s, Math.max(0, sent - s.length))).filter((i) => i >= 0);
-    if (hit.length > 0) {
-      text = text.slice(0, Math.min(...hit));
-      finishReason = "stop";
-      break;
+  const input = r.messages ?? r.prompt!;
+  try {
+    for await (
+      const c of engine.generate(input, {
+        maxTokens: r.maxTokens,
+        sample: (l) => sampler.sample(l),
+        signal,
+        stop: r.stop,
+      })
+    ) {
+      if (c.type === "text") await emit(c.text);
+      else {return {
+          finishReason: c.finishReason,
+          promptTokens: c.usage.promptTokens,
+          completionTokens: c.usage.completionTokens,
+        };}
     }
-    // Hold back text that could be the start of a stop string.
-    const safe = text.length - holdBack;
-    if (safe > sent) {
-      await emit(text.slice(sent, safe));
-      sent = safe;
+  } catch (e) {
+    if (e instanceof EdgeMoeError && e.op === "generate") {
+      throw new ApiError(400, e.message, {
+        code: "context_length_exceeded",
+        param: r.messages ? "messages" : "prompt",
+      });
     }
-    await tick();
+    throw e;
   }
-  if (signal.aborted) finishReason = "cancelled";
-  else if (finishReason === "length" && count < r.maxTokens) finishReason = "stop"; // end of generation
-  if (text.length > sent) await emit(text.slice(sent));
-  return { finishReason, promptTokens: ids.length, completionTokens: count };
+  throw new ApiError(500, "generation ended without a result");
 }
 
 /**

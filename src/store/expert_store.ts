@@ -37,6 +37,9 @@ export interface ExpertStoreStats extends SlotReaderStats {
   prefetches: number;
   /** Prefetched experts later acquired before eviction. */
   prefetchUsed: number;
+  /** Prefetched experts evicted without ever being acquired, and the bytes read for them. */
+  prefetchWasted: number;
+  prefetchWastedBytes: number;
   evictions: number;
 }
 
@@ -68,7 +71,15 @@ export class ExpertStore implements ExpertSource, Disposable {
   readonly #lifetimeUses = new Map<number, number>();
   #clock = 0;
   #currentLayer = 0;
-  #counters = { hits: 0, misses: 0, prefetches: 0, prefetchUsed: 0, evictions: 0 };
+  #counters = {
+    hits: 0,
+    misses: 0,
+    prefetches: 0,
+    prefetchUsed: 0,
+    prefetchWasted: 0,
+    prefetchWastedBytes: 0,
+    evictions: 0,
+  };
 
   /**
    * @param reader the slot arena; it must have at least `partsPerExpert × nExpertUsed` slots
@@ -116,11 +127,23 @@ export class ExpertStore implements ExpertSource, Disposable {
     const free = this.#freeGroups.pop();
     if (free !== undefined) return free;
     const candidates: Entry[] = [];
-    for (const [k, e] of this.#entries) if (e.pins === 0 && e.loaded && !keep.has(k)) candidates.push(e);
+    for (const [k, e] of this.#entries) if (e.pins === 0 && !keep.has(k)) candidates.push(e);
     if (candidates.length === 0) return undefined;
     const v = this.#opts.policy.victim(candidates, this.#currentLayer, this.#opts.nLayers) as Entry;
+    if (!v.loaded) {
+      // A prefetch still in flight (or never waited for): the kernel may be writing its slots; let it finish.
+      for (let i = 0; i < this.#opts.partsPerExpert; i++) {
+        try {
+          this.#reader.wait(v.group * this.#opts.partsPerExpert + i);
+        } catch { /* its bytes are discarded anyway */ }
+      }
+    }
     this.#entries.delete(v.layer * this.#opts.nExperts + v.id);
     this.#counters.evictions++;
+    if (v.prefetched) {
+      this.#counters.prefetchWasted++;
+      this.#counters.prefetchWastedBytes += v.layout.parts.reduce((n, p) => n + p.length, 0);
+    }
     return v.group;
   }
 
