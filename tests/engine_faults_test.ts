@@ -19,7 +19,7 @@ const BACKENDS = ["uring", "pread", "mmap"] as const;
 /** Generates until the reference's length; returns the error it must end with. */
 function failingRun(engine: ReturnType<typeof createEngine>): EdgeMoeError {
   return assertThrows(
-    () => [...engine.generate(ref.greedy.prompt, { maxTokens: ref.greedy.tokens.length, stopAtEog: false })],
+    () => [...engine.generateSync(ref.greedy.prompt, { maxTokens: ref.greedy.tokens.length, stopAtEog: false })],
     EdgeMoeError,
   );
 }
@@ -71,7 +71,7 @@ Deno.test("engine faults: a model truncated or modified while the engine runs is
           using engine = createEngine(copy, { lib, store, memBudget: smallestBudget(lib, copy) });
           const got: number[] = [];
           const e = assertThrows(() => {
-            for (const t of engine.generate(ref.greedy.prompt, { maxTokens: ref.greedy.tokens.length })) {
+            for (const t of engine.generateSync(ref.greedy.prompt, { maxTokens: ref.greedy.tokens.length })) {
               if (t.id < 0) continue;
               got.push(t.id);
               if (got.length === 1) Deno.truncateSync(copy, Math.floor(Deno.statSync(copy).size * 0.6));
