@@ -109,9 +109,9 @@ export async function convert(argv: string[]): Promise<number> {
   let planned: { method: string; types: readonly (readonly string[])[] } | undefined = typeof args.plan === "string"
     ? readPlan(args.plan)
     : undefined;
-  const ggufIn = fromHf
-    ? await Deno.makeTempFile({ dir: dirOf(output), prefix: ".edgemoe-hf-", suffix: ".gguf" })
-    : input;
+  // The intermediate GGUF has a name derived from the output, so a run killed midway leaves at most one
+  // stale file, which the next run replaces (a random temporary name would leak one per killed run).
+  const ggufIn = fromHf ? `${dirOf(output)}/.${baseName(output)}.hf.gguf` : input;
   let result;
   try {
     if (fromHf) await convertHfToGguf(input, ggufIn, { overwrite: true, onTensor });

@@ -6,7 +6,7 @@
  */
 import { EdgeMoeError } from "../../src/errors.ts";
 import { mutate, Rng } from "./mutate.ts";
-import type { FuzzTarget } from "./targets.ts";
+import { cleanupTargets, type FuzzTarget } from "./targets.ts";
 
 /** An input that made a target fail in a way it must not. */
 export interface Finding {
@@ -34,22 +34,31 @@ export function fuzzLoop(target: FuzzTarget, opts: LoopOptions): Finding[] {
   const findings: Finding[] = [];
   const rss0 = Deno.memoryUsage().rss;
   const maxGrowth = opts.maxRssGrowth ?? 1 << 30;
-  for (let i = 0; i < opts.iterations; i++) {
-    let input = seeds[rng.int(seeds.length)];
-    const rounds = 1 + rng.int(4);
-    for (let r = 0; r < rounds; r++) input = mutate(input, rng, seeds[rng.int(seeds.length)]);
-    opts.before?.(input, i);
-    try {
-      target.run(input);
-    } catch (e) {
-      if (!(e instanceof EdgeMoeError)) {
-        findings.push({ target: target.name, kind: "crash", error: String((e as Error)?.stack ?? e), input });
+  try {
+    for (let i = 0; i < opts.iterations; i++) {
+      let input = seeds[rng.int(seeds.length)];
+      const rounds = 1 + rng.int(4);
+      for (let r = 0; r < rounds; r++) input = mutate(input, rng, seeds[rng.int(seeds.length)]);
+      opts.before?.(input, i);
+      try {
+        target.run(input);
+      } catch (e) {
+        if (!(e instanceof EdgeMoeError)) {
+          findings.push({ target: target.name, kind: "crash", error: String((e as Error)?.stack ?? e), input });
+        }
+      }
+      if (Deno.memoryUsage().rss - rss0 > maxGrowth) {
+        findings.push({
+          target: target.name,
+          kind: "memory",
+          error: `RSS grew by more than ${maxGrowth} bytes`,
+          input,
+        });
+        break;
       }
     }
-    if (Deno.memoryUsage().rss - rss0 > maxGrowth) {
-      findings.push({ target: target.name, kind: "memory", error: `RSS grew by more than ${maxGrowth} bytes`, input });
-      break;
-    }
+  } finally {
+    cleanupTargets();
   }
   return findings;
 }
@@ -62,6 +71,8 @@ export function replay(target: FuzzTarget, input: Uint8Array): Finding | undefin
     if (!(e instanceof EdgeMoeError)) {
       return { target: target.name, kind: "crash", error: String((e as Error)?.stack ?? e), input };
     }
+  } finally {
+    cleanupTargets();
   }
   return undefined;
 }

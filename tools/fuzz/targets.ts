@@ -13,6 +13,11 @@ import { ChatTemplate } from "../../src/template/chat_template.ts";
 import { ProfileBuilder, profileFromJson, profileToJson } from "../../src/predictor/predictor.ts";
 import { parseSafetensorsHeader, parseSafetensorsPrefix } from "../../src/safetensors/mod.ts";
 import { archMetadata, parseHfConfig, planTensors, tokenizerMetadata } from "../../src/hf/mod.ts";
+import { SAFETENSORS_INDEX, SafetensorsModel } from "../../src/safetensors/mod.ts";
+import { tokenizerFromGgufFile } from "../../src/tokenizer/mod.ts";
+import { createEngine } from "../../src/engine.ts";
+import { NativeLibrary } from "../../ffi/native.ts";
+import { PLAN_FORMAT, PLAN_VERSION, planFromJson, planToJson } from "../../src/plan/plan_file.ts";
 
 const FIXTURES = new URL("../../tests/fixtures/", import.meta.url);
 const read = (p: string) => Deno.readFileSync(new URL(p, FIXTURES));
@@ -24,12 +29,55 @@ const MESSAGES = [
   { role: "user", content: "And again?" },
 ];
 
+/** A safetensors file holding one F32 tensor per name (4 bytes each). */
+function safetensorsBytes(names: readonly string[]): Uint8Array {
+  const header: Record<string, unknown> = { __metadata__: { format: "pt" } };
+  names.forEach((n, i) => header[n] = { dtype: "F32", shape: [1], data_offsets: [4 * i, 4 * i + 4] });
+  const h = new TextEncoder().encode(JSON.stringify(header));
+  const file = new Uint8Array(8 + h.length + 4 * names.length);
+  new DataView(file.buffer).setBigUint64(0, BigInt(h.length), true);
+  file.set(h, 8);
+  return file;
+}
+
+/** A scratch directory for targets whose reader takes a path (removed by {@linkcode cleanupTargets}). */
+let scratchDir: string | undefined;
+function scratch(): string {
+  scratchDir ??= Deno.makeTempDirSync({ prefix: "edgemoe-fuzz-" });
+  return scratchDir;
+}
+
+/** A model directory with two shards (and a file outside it) for the index target. */
+let indexDir: string | undefined;
+function shardedDir(): string {
+  if (indexDir === undefined) {
+    indexDir = `${scratch()}/model`;
+    Deno.mkdirSync(indexDir, { recursive: true });
+    Deno.writeFileSync(`${indexDir}/model-00001-of-00002.safetensors`, safetensorsBytes(["a", "b"]));
+    Deno.writeFileSync(`${indexDir}/model-00002-of-00002.safetensors`, safetensorsBytes(["c"]));
+    Deno.writeFileSync(`${scratch()}/outside.safetensors`, safetensorsBytes(["a", "b", "c"]));
+  }
+  return indexDir;
+}
+
+let fuzzLib: NativeLibrary | undefined;
+
+/** Removes the scratch directory and closes the native library the targets opened. */
+export function cleanupTargets(): void {
+  if (scratchDir !== undefined) Deno.removeSync(scratchDir, { recursive: true });
+  scratchDir = indexDir = undefined;
+  fuzzLib?.close();
+  fuzzLib = undefined;
+}
+
 /** A reader under fuzz. */
 export interface FuzzTarget {
   name: string;
   /** Valid inputs to mutate. */
   seeds(): Uint8Array[];
-  /** Parses (and uses) one input. */
+  /** Inputs in the test suite's short bounded run (default 300; fewer for slow targets). */
+  quickIterations?: number;
+  /** Parses (and uses) one input. The first seed must be accepted (tests/fuzz_test.ts checks); others may be deliberately invalid. */
   run(input: Uint8Array): void;
 }
 
@@ -128,5 +176,79 @@ export const TARGETS: readonly FuzzTarget[] = [
       const tok = cfg.arch === "llama" ? "mixtral" : "qwen3moe";
       tokenizerMetadata(cfg, text(read(`hf/${tok}/tokenizer.json`)), undefined, "fuzz");
     },
+  },
+  {
+    name: "safetensors_index",
+    seeds: () => {
+      const map = (m: Record<string, string>) =>
+        new TextEncoder().encode(JSON.stringify({ metadata: {}, weight_map: m }));
+      const one = "model-00001-of-00002.safetensors", two = "model-00002-of-00002.safetensors";
+      return [
+        map({ a: one, b: one, c: two }),
+        map({ a: "../outside.safetensors", b: one, c: two }),
+        map({ a: one, b: two, c: two }),
+      ];
+    },
+    run: (b) => {
+      const dir = shardedDir();
+      Deno.writeFileSync(`${dir}/${SAFETENSORS_INDEX}`, b);
+      using m = SafetensorsModel.open(dir);
+      for (const f of m.files) {
+        if (!f.path.startsWith(`${dir}/`) || f.path.slice(dir.length + 1).includes("/")) {
+          throw new Error(`index opened ${f.path}, outside ${dir}`);
+        }
+      }
+    },
+  },
+  {
+    name: "gguf_tokenizer",
+    seeds: () => ["models/qwen3moe.gguf", "models/mixtral.gguf"].map(read),
+    run: (b) => {
+      using f = GgufFile.fromSource(memorySource(b), "fuzz.gguf");
+      const t = tokenizerFromGgufFile(f);
+      t.decode(t.encode("Hello, world! 3.14 — ünïcødé 🙂 <|im_start|>", { parseSpecial: true }));
+    },
+  },
+  {
+    name: "engine",
+    quickIterations: 40,
+    seeds: () => [read("models/qwen3moe.gguf")],
+    run: (b) => {
+      const path = `${scratch()}/model.gguf`;
+      Deno.writeFileSync(path, b);
+      fuzzLib ??= NativeLibrary.open();
+      using engine = createEngine(path, { lib: fuzzLib, store: "pread", memBudget: 256 << 20, nCtx: 8 });
+      const logits = engine.evaluate([1, 2]);
+      if (logits.length === 0) throw new Error("evaluate returned no logits");
+    },
+  },
+  {
+    name: "plan",
+    seeds: () => {
+      const types = [["q4_k", "q6_k", "q4_k"], ["q8_0", "q4_k", "q6_k"]];
+      const grid = (v: number) => types.map((row) => row.map(() => v));
+      const summary = { loss: 0.5, bytes: 4096, bits: 5, bytesPerToken: 1024, types };
+      return [
+        new TextEncoder().encode(planToJson({
+          format: PLAN_FORMAT,
+          version: PLAN_VERSION,
+          model: "m.gguf",
+          method: "knapsack",
+          budget: { maxBytes: 8192 },
+          nLayers: 2,
+          nExperts: 3,
+          candidates: ["q4_k", "q6_k", "q8_0"],
+          types,
+          frequency: grid(1 / 3),
+          sensitivity: {
+            tokens: 16,
+            kl: types.map((row) => row.map(() => [0.3, 0.1, 0.01])),
+            bytes: types.map((row) => row.map(() => [144, 210, 272])),
+          },
+          plans: { edgemoe: summary, knapsack: summary },
+        })),
+      ];
+    },
+    run: (b) => void planFromJson(text(b), "fuzz.plan.json"),
   },
 ];

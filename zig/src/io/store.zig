@@ -302,6 +302,11 @@ pub const Store = struct {
                 self.work_cond.signal();
             },
             .mmap => {
+                // Touching a mapped page past the file's current end raises SIGBUS: check the size first.
+                if (!self.mappingCovers(end)) {
+                    self.fail(slot, error.EndOfFile);
+                    return;
+                }
                 const m = self.map.?;
                 const page = std.heap.page_size_min;
                 const start = std.mem.alignBackward(usize, @intCast(offset), page);
@@ -314,6 +319,12 @@ pub const Store = struct {
                 self.finish(slot_index);
             },
         }
+    }
+
+    /// The file still holds bytes up to `end` (mmap: it may have been truncated since it was mapped).
+    fn mappingCovers(self: *Store, end: u64) bool {
+        const st = posix.fstat(self.fd) catch return false;
+        return st.size >= 0 and @as(u64, @intCast(st.size)) >= end;
     }
 
     fn queueRead(self: *Store, slot_index: u32) Error!void {
@@ -461,7 +472,7 @@ pub const Store = struct {
                 defer self.mutex.unlock();
                 while (slot.state == .loading) self.done_cond.wait(&self.mutex);
             },
-            .mmap => {},
+            .mmap => if (slot.state == .ready and !self.mappingCovers(slot.offset + slot.len)) self.fail(slot, error.EndOfFile),
         }
         if (timer) |*t| self.stats.wait_ns_total += t.read();
         return switch (slot.state) {
@@ -547,7 +558,7 @@ test "store: a file truncated after submit is a short read error, not zeros" {
     const content = [_]u8{0xAB} ** 9000;
     const path = try tmpFile(tmp, "t.bin", &content);
     defer std.testing.allocator.free(path);
-    for ([_]Backend{ .pread, .uring }) |b| {
+    for ([_]Backend{ .pread, .uring, .mmap }) |b| {
         try tmp.dir.writeFile(.{ .sub_path = "t.bin", .data = &content });
         const s = Store.open(std.testing.allocator, path, .{ .backend = @intFromEnum(b), .slot_count = 1, .slot_bytes = 16384, .queue_depth = 2, .threads = 1, .direct = 0 }) catch |e| switch (e) {
             error.Unsupported => continue,
@@ -560,6 +571,28 @@ test "store: a file truncated after submit is a short read error, not zeros" {
         try s.submit(0, 50, 8000, 0);
         try std.testing.expectError(error.EndOfFile, s.wait(0));
     }
+}
+
+test "store: mmap checks the file size before touching the mapping (a truncated file is an error, not SIGBUS)" {
+    var tmp = std.testing.tmpDir(.{});
+    defer tmp.cleanup();
+    const content = [_]u8{0xCD} ** (3 * 4096);
+    const path = try tmpFile(tmp, "m.bin", &content);
+    defer std.testing.allocator.free(path);
+    const s = try Store.open(std.testing.allocator, path, .{ .backend = @intFromEnum(Backend.mmap), .slot_count = 2, .slot_bytes = 4096, .queue_depth = 2, .threads = 1, .direct = 0 });
+    defer s.close();
+    try s.submit(0, 2 * 4096, 4096, checksum.hash64(content[2 * 4096 ..]));
+    const f = try tmp.dir.openFile("m.bin", .{ .mode = .read_write });
+    try f.setEndPos(4096);
+    f.close();
+    // Submitted before the truncation, waited for after it.
+    try std.testing.expectError(error.EndOfFile, s.wait(0));
+    // Submitted after it, with a checksum (verifying it would read the mapping).
+    try s.submit(1, 4096 + 100, 200, checksum.hash64(content[4096 + 100 ..][0..200]));
+    try std.testing.expectError(error.EndOfFile, s.wait(1));
+    // What the file still holds reads fine.
+    try s.submit(1, 0, 4096, checksum.hash64(content[0..4096]));
+    try std.testing.expectEqualSlices(u8, content[0..4096], try s.wait(1));
 }
 
 test "store: injected EIO fails only the hit read; injected short reads still give exact bytes" {
