@@ -1,6 +1,6 @@
 //! Quantize, dequantize and matvec by GGML type id: the one place where a
 //! type id meets its kernel file. Adding a type (e.g. the K-quants) is one
-//! line in `Kernel` (and, for a new activation format, one in `ActivationOf`).
+//! line in `Kernel` and in `withKernel`'s list (and, for a new activation format, one in `ActivationOf`).
 //!
 //! A matvec quantizes the activations once per call to the weight type's
 //! activation format (Q8_0, Q8_1, or f32 for float weights), then computes
@@ -13,8 +13,8 @@ const threads = @import("../threads.zig");
 const GgmlType = types.GgmlType;
 const Error = status.Error;
 
-/// The kernel file of each type, or null where none is written yet.
-fn Kernel(comptime t: GgmlType) ?type {
+/// The kernel file of each known type.
+fn Kernel(comptime t: GgmlType) type {
     return switch (t) {
         .f32 => @import("f32.zig"),
         .f16 => @import("f16.zig"),
@@ -31,7 +31,7 @@ fn Kernel(comptime t: GgmlType) ?type {
         .q5_k => @import("q5_k.zig"),
         .q6_k => @import("q6_k.zig"),
         .q8_k => @import("q8_k.zig"),
-        _ => null,
+        _ => @compileError("no kernel for this type id"),
     };
 }
 
@@ -48,9 +48,7 @@ fn ActivationOf(comptime A: type) type {
 fn withKernel(t: GgmlType, op: []const u8, comptime body: anytype, args: anytype) Error!void {
     switch (t) {
         inline .f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q8_1, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k, .q8_k => |ct| {
-            if (comptime Kernel(ct) == null)
-                return status.fail(error.Unsupported, "{s}: type {s} ({d}) is not implemented yet", .{ op, @tagName(ct), @intFromEnum(ct) });
-            const K = comptime Kernel(ct).?;
+            const K = comptime Kernel(ct);
             comptime {
                 std.debug.assert(@sizeOf(K.Block) == ct.blockBytes().?);
                 std.debug.assert(K.block_elems == ct.blockElems().?);
