@@ -4,38 +4,10 @@ import { FIXTURE_DIR, readReference } from "./oracle/reference.ts";
 import { GgufFile } from "../src/gguf/mod.ts";
 import { PackFile } from "../src/pack/mod.ts";
 import { tokenizerFromGguf } from "../src/tokenizer/mod.ts";
+import { edgemoe } from "./cli_helpers.ts";
+import { CLI_PERMISSIONS, CLI_RUNTIME_FLAGS } from "../src/cli/permissions.ts";
 
-const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
 const MODEL = `${FIXTURE_DIR}qwen3moe.gguf`;
-
-async function edgemoe(args: string[], stdin?: string): Promise<{ code: number; out: string; err: string }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-ffi",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--allow-run",
-      "--allow-net",
-      "--allow-sys",
-      MAIN,
-      ...args,
-    ],
-    stdin: stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  if (stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(stdin));
-    await w.close();
-  }
-  const r = await child.output();
-  const d = new TextDecoder();
-  return { code: r.code, out: d.decode(r.stdout), err: d.decode(r.stderr) };
-}
 
 Deno.test("edgemoe run: greedy output equals llama.cpp's greedy continuation, on every store", async () => {
   const ref = readReference("qwen3moe");
@@ -157,4 +129,9 @@ Deno.test("edgemoe convert --type: every expert requantized to one type; the pac
   assertEquals(run.code, 0, run.err);
   const bad = await edgemoe(["convert", "-m", MODEL, "-o", `${dir}/x.gguf`, "--type", "q9_9"]);
   assert(bad.code !== 0 && bad.err.includes("q9_9"), bad.err);
+});
+
+Deno.test("deno task edgemoe grants exactly the CLI's permissions", () => {
+  const task: string = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url))).tasks.edgemoe;
+  assertEquals(task, `deno run ${[...CLI_RUNTIME_FLAGS, ...CLI_PERMISSIONS].join(" ")} src/cli/main.ts`);
 });

@@ -9,8 +9,8 @@ import { nativeLibrary } from "../ffi/native.ts";
 import { convertGgufToPack, PackFile } from "../src/pack/mod.ts";
 import { assert, assertEquals, assertRejects } from "../src/std/assert.ts";
 import { FIXTURE_DIR } from "./oracle/reference.ts";
+import { edgemoeCommand } from "./cli_helpers.ts";
 
-const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
 const MODEL = `${FIXTURE_DIR}qwen3moe.gguf`;
 const HF = new URL("./fixtures/hf/qwen2moe", import.meta.url).pathname;
 
@@ -28,24 +28,7 @@ async function treeHash(dir: string): Promise<Record<string, string>> {
 
 /** `edgemoe convert` as `deno task edgemoe` runs it. */
 function spawnConvert(input: string, output: string): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-ffi",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      MAIN,
-      "convert",
-      "-m",
-      input,
-      "-o",
-      output,
-    ],
-    stdout: "null",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
+  return edgemoeCommand(["convert", "-m", input, "-o", output], { stdout: "null" }).spawn();
 }
 
 /**

@@ -3,32 +3,11 @@ import { assert, assertEquals } from "../src/std/assert.ts";
 import { FIXTURE_DIR } from "./oracle/reference.ts";
 import { readPlan } from "../src/plan/plan_file.ts";
 import { PackFile } from "../src/pack/reader.ts";
+import { edgemoe } from "./cli_helpers.ts";
 
-const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
 const MODEL = `${FIXTURE_DIR}qwen3moe-q4_k_m.gguf`;
 const CALIB = new URL("fixtures/text/moby_dick_ch1.txt", import.meta.url).pathname;
 const HELD = new URL("fixtures/text/moby_dick_ch3.txt", import.meta.url).pathname;
-
-async function edgemoe(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-ffi",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--allow-run",
-      "--allow-sys",
-      MAIN,
-      ...args,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const d = new TextDecoder();
-  return { code: r.code, out: d.decode(r.stdout), err: d.decode(r.stderr) };
-}
 
 Deno.test("edgemoe plan → convert --plan → kld: the pack has the planned types and the plan's budget", async () => {
   const dir = await Deno.makeTempDir();

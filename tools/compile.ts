@@ -4,16 +4,13 @@
  * points at a local copy. Where neither works (this machine has no route to
  * dl.deno.land) the task says so and stops without an obscure failure.
  */
+import { CLI_PERMISSIONS, CLI_RUNTIME_FLAGS } from "../src/cli/permissions.ts";
+
 const out = "dist/edgemoe";
 const args = [
   "compile",
-  "--allow-ffi",
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-run",
-  "--allow-net",
-  "--allow-sys",
+  ...CLI_RUNTIME_FLAGS,
+  ...CLI_PERMISSIONS,
   "--include",
   "zig/zig-out/lib",
   "--output",
