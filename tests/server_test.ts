@@ -15,7 +15,7 @@ const KEY = "test-key-123";
 
 function withServer(
   fn: (base: string, logs: RequestLog[]) => Promise<void>,
-  opts: { parallel?: number; maxBodyBytes?: number; nCtx?: number } = {},
+  opts: { parallel?: number; maxBodyBytes?: number; nCtx?: number; slow?: boolean } = {},
 ): () => Promise<void> {
   return async () => {
     const logs: RequestLog[] = [];
@@ -24,13 +24,23 @@ function withServer(
       modelName: "tiny",
       port: 0,
       apiKey: KEY,
-      engine: { chatTemplate: TEMPLATE, nCtx: opts.nCtx ?? 64, store: "ram" },
+      engine: { chatTemplate: TEMPLATE, nCtx: opts.nCtx ?? 64, store: "ram", onRoute: opts.slow ? pause : undefined },
       onRequestDone: (r) => logs.push(r),
       parallel: opts.parallel,
       maxBodyBytes: opts.maxBodyBytes,
     });
     await fn(`http://127.0.0.1:${server.addr.port}`, logs);
   };
+}
+
+/**
+ * Blocks for 2 ms at every routing decision, so that a generation takes a known
+ * least time (the tiny model would otherwise finish hundreds of tokens before a
+ * disconnect reaches the server on a fast, idle machine).
+ */
+const pauseCell = new Int32Array(new SharedArrayBuffer(4));
+function pause(): void {
+  Atomics.wait(pauseCell, 0, 0, 2);
 }
 
 /** What greedy decoding of the chat prompt gives, computed by the engine directly. */
@@ -155,7 +165,7 @@ Deno.test(
       `generation went on after the disconnect: ${cancelled.completionTokens} tokens`,
     );
     assertEquals(logs.length, 4);
-  }, { nCtx: 512 }),
+  }, { nCtx: 512, slow: true }),
 );
 
 Deno.test("server: shutdown ends streams in flight and resolves", async () => {
