@@ -215,8 +215,9 @@ export class NativeLibrary implements Disposable {
   /**
    * `y = W·x` for W of GGML type `type`, `rows` rows of `cols` elements
    * (`w.length` = rows × the type's bytes for `cols`). Activations are
-   * quantized once to the type's activation format (Q8_0/Q8_1/Q8_K); float
-   * types use `x` as is. Rows are split over `pool` if given.
+   * quantized once to the type's activation format (Q8_0/Q8_1/Q8_K); F16
+   * weights multiply `x` rounded to f16 (GGML's vec_dot_type for F16); F32 and
+   * BF16 use `x` as is. Rows are split over `pool` if given.
    */
   matvec(
     type: GgmlTypeName,
@@ -246,6 +247,50 @@ export class NativeLibrary implements Disposable {
         BigInt(y.length),
         BigInt(rows),
         BigInt(cols),
+      ),
+    );
+  }
+
+  /**
+   * `Y[i] = W·X[i]` for `nTokens` tokens: `x` holds the tokens' activations one
+   * after another (`nTokens × cols`), `y` receives their outputs (`nTokens ×
+   * rows`). Each `Y[i]` is bit-identical to {@linkcode NativeLibrary.matvec} of
+   * `X[i]`, but the weights are read once for all tokens. Rows are split over
+   * `pool` if given.
+   */
+  matmul(
+    type: GgmlTypeName,
+    w: Uint8Array,
+    x: Float32Array,
+    y: Float32Array,
+    rows: number,
+    cols: number,
+    nTokens: number,
+    pool?: ThreadPool,
+  ): void {
+    const op = `matmul ${type}`;
+    const t = typeOf(op, type);
+    checkDims(op, rows, cols);
+    if (!Number.isSafeInteger(nTokens) || nTokens < 0) {
+      throw new EdgeMoeError("invalid_argument", op, `nTokens must be a non-negative integer, got ${nTokens}`);
+    }
+    checkLength(op, "w bytes", w.length, rows * bytesOf(op, t, cols, "cols"));
+    checkLength(op, "x", x.length, nTokens * cols);
+    checkLength(op, "y", y.length, nTokens * rows);
+    this.#check(
+      op,
+      this.#syms().emoe_matmul(
+        pool ? pool.handle(op) : null,
+        t.id,
+        w,
+        BigInt(w.length),
+        x,
+        BigInt(x.length),
+        y,
+        BigInt(y.length),
+        BigInt(rows),
+        BigInt(cols),
+        BigInt(nTokens),
       ),
     );
   }

@@ -79,6 +79,11 @@ export const symbols = {
   emoe_store_stats: { parameters: ["pointer", "buffer"], result: "i32" },
   /** i32 emoe_checksum64(u8* bytes, usize len, u64* out) */
   emoe_checksum64: { parameters: ["buffer", "usize", "buffer"], result: "i32" },
+  /** i32 emoe_matmul(void* pool, u32 type, u8* w, usize w_len, f32* x, usize x_len, f32* y, usize y_len, usize rows, usize cols, usize n_tokens) */
+  emoe_matmul: {
+    parameters: ["pointer", "u32", "buffer", "usize", "buffer", "usize", "buffer", "usize", "usize", "usize", "usize"],
+    result: "i32",
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /**

@@ -49,26 +49,42 @@ function bytesOf(t: TensorData, op: string): Uint8Array {
 
 /**
  * `y = W·x` for a weight matrix `W` (`rows × cols`, GGUF `dims = [cols, rows]`)
- * of any GGML weight type. F32 and F16 use their dedicated kernels; every
- * other type goes through the native generic matvec, which quantizes `x` to
- * the type's activation format as GGML does.
+ * of any GGML weight type, through the native generic matvec, which converts
+ * `x` to the type's activation format as GGML does (Q8 blocks, f16 for F16).
  *
  * @throws {EdgeMoeError} `invalid_argument` on shape mismatch, `unsupported` for an unknown type.
  */
 export function matvec(lib: NativeLibrary, w: TensorData, x: Float32Array, y: Float32Array, pool?: ThreadPool): void {
-  const op = `matvec ${w.name}`;
+  matmul(lib, w, x, y, 1, pool);
+}
+
+/**
+ * `Y[i] = W·X[i]` for `nTokens` tokens stored one after another in `x`
+ * (`nTokens × cols`) and `y` (`nTokens × rows`); each `Y[i]` is bit-identical
+ * to {@linkcode matvec} of `X[i]`, with the weights read once for all tokens.
+ *
+ * @throws {EdgeMoeError} `invalid_argument` on shape mismatch, `unsupported` for an unknown type.
+ */
+export function matmul(
+  lib: NativeLibrary,
+  w: TensorData,
+  x: Float32Array,
+  y: Float32Array,
+  nTokens: number,
+  pool?: ThreadPool,
+): void {
+  const op = `matmul ${w.name}`;
   const { rows, cols } = matrixShape(w);
-  if (x.length !== cols || y.length !== rows) {
+  if (x.length !== nTokens * cols || y.length !== nTokens * rows) {
     throw new EdgeMoeError(
       "invalid_argument",
       op,
-      `expected x[${cols}] → y[${rows}], got x[${x.length}] → y[${y.length}]`,
+      `expected x[${nTokens}×${cols}] → y[${nTokens}×${rows}], got x[${x.length}] → y[${y.length}]`,
     );
   }
   const bytes = bytesOf(w, op);
-  // As GGML: F16 weights multiply activations rounded to F16 (F16's vec_dot_type).
-  const act = w.type === GgmlType.f16 ? Float32Array.from(new Float16Array(x)) : x;
-  lib.matvec(typeName(w, op), bytes, act, y, rows, cols, pool);
+  if (nTokens === 1) lib.matvec(typeName(w, op), bytes, x, y, rows, cols, pool);
+  else lib.matmul(typeName(w, op), bytes, x, y, rows, cols, nTokens, pool);
 }
 
 /** Writes row `row` of `t` to `out` as f32 (embedding lookup), dequantizing if needed. */

@@ -109,6 +109,10 @@ fn matvecQuant(pool: ?*anyopaque, type_id: u32, w: ?[*]const u8, w_len: usize, x
     try dispatch.matvec(poolFrom(pool), @enumFromInt(type_id), try slice(u8, w, w_len, "w"), try slice(f32, x, x_len, "x"), try sliceMut(f32, y, y_len, "y"), rows, cols);
 }
 
+fn matmulQuant(pool: ?*anyopaque, type_id: u32, w: ?[*]const u8, w_len: usize, x: ?[*]const f32, x_len: usize, y: ?[*]f32, y_len: usize, rows: usize, cols: usize, n_tokens: usize) Error!void {
+    try dispatch.matmul(poolFrom(pool), @enumFromInt(type_id), try slice(u8, w, w_len, "w"), try slice(f32, x, x_len, "x"), try sliceMut(f32, y, y_len, "y"), rows, cols, n_tokens);
+}
+
 fn storeFrom(h: ?*anyopaque) Error!*store.Store {
     const p = h orelse return status.fail(error.NullPointer, "store handle is null", .{});
     return @ptrCast(@alignCast(p));
@@ -272,6 +276,15 @@ export fn emoe_store_stats(h: ?*anyopaque, out: ?*store.Stats) i32 {
 export fn emoe_checksum64(ptr: ?[*]const u8, len: usize, out: ?*u64) i32 {
     status.clear();
     return status.call(checksum64(ptr, len, out));
+}
+
+/// i32 emoe_matmul(void* pool, u32 type, u8* w, usize w_len, f32* x, usize x_len,
+/// f32* y, usize y_len, usize rows, usize cols, usize n_tokens): Y[i] = W·X[i]
+/// for n_tokens tokens (x: n_tokens × cols, y: n_tokens × rows, token-major);
+/// each Y[i] is bit-identical to emoe_matvec of X[i]; pool may be null.
+export fn emoe_matmul(pool: ?*anyopaque, type_id: u32, w: ?[*]const u8, w_len: usize, x: ?[*]const f32, x_len: usize, y: ?[*]f32, y_len: usize, rows: usize, cols: usize, n_tokens: usize) i32 {
+    status.clear();
+    return status.call(matmulQuant(pool, type_id, w, w_len, x, x_len, y, y_len, rows, cols, n_tokens));
 }
 
 test {
