@@ -15,7 +15,7 @@ import { EdgeMoeError } from "../errors.ts";
 import type { NativeLibrary, ThreadPool } from "../../ffi/native.ts";
 import { createRouter, type Router, softmaxInPlace } from "../router/router.ts";
 import { type ArchSpec, archSpec } from "./arch.ts";
-import { addInPlace, dequantizeRow, matrixShape, matvec, rmsNorm, rope, silu } from "./ops.ts";
+import { addInPlace, dequantizeRow, matmul, matrixShape, rmsNorm, rope, silu } from "./ops.ts";
 import { type ExpertSource, type ModelWeights, residentExperts, type TensorData } from "./weights.ts";
 import type { Predictor } from "../predictor/predictor.ts";
 
@@ -244,7 +244,7 @@ export class MoeModel {
     for (let l = 0; l < hp.nLayer; l++) {
       const L = this.#layers[l];
       rmsNorm(x, L.attnNorm, hp.eps, n);
-      addInPlace(x, this.#attention(l, L, n, pos));
+      addInPlace(x, this.#attention(l, L, n, 1, pos));
       rmsNorm(x, L.ffnNorm, hp.eps, n);
       addInPlace(x, this.#moe(l, L, n));
     }
@@ -274,7 +274,8 @@ export class MoeModel {
         `positions ${pos0}..${pos0 + T - 1} are outside the context 0..${this.nCtx - 1}`,
       );
     }
-    const xs: Float32Array[] = [];
+    const d = hp.nEmbd;
+    const xs = new Float32Array(T * d);
     for (let t = 0; t < T; t++) {
       const id = tokens[t];
       if (!Number.isInteger(id) || id < 0 || id >= hp.nVocab) {
@@ -284,33 +285,27 @@ export class MoeModel {
           `token id ${id} is outside the vocabulary 0..${hp.nVocab - 1}`,
         );
       }
-      const x = new Float32Array(hp.nEmbd);
-      dequantizeRow(this.#lib, this.#embd, id, x);
-      xs.push(x);
+      dequantizeRow(this.#lib, this.#embd, id, xs.subarray(t * d, (t + 1) * d));
     }
-    const n = new Float32Array(hp.nEmbd);
-    const routes: Uint32Array[][] = xs.map(() => []);
+    const row = (a: Float32Array, t: number, width = d) => a.subarray(t * width, (t + 1) * width);
+    const ns = new Float32Array(T * d);
+    const routes: Uint32Array[][] = Array.from({ length: T }, () => []);
     const capacity = this.#experts.capacity ?? Infinity;
     for (let l = 0; l < hp.nLayer; l++) {
       const L = this.#layers[l];
-      for (let t = 0; t < T; t++) {
-        rmsNorm(xs[t], L.attnNorm, hp.eps, n);
-        addInPlace(xs[t], this.#attention(l, L, n, pos0 + t));
-      }
-      const ms = xs.map((x) => {
-        const m = new Float32Array(hp.nEmbd);
-        rmsNorm(x, L.ffnNorm, hp.eps, m);
-        return m;
-      });
-      const routing = ms.map((m) => {
-        const logits = new Float32Array(hp.nExpert);
-        this.#mv(L.router, m, logits);
-        return this.#router(logits);
+      for (let t = 0; t < T; t++) rmsNorm(row(xs, t), L.attnNorm, hp.eps, row(ns, t));
+      addInPlace(xs, this.#attention(l, L, ns, T, pos0));
+      for (let t = 0; t < T; t++) rmsNorm(row(xs, t), L.ffnNorm, hp.eps, row(ns, t));
+      const logits = new Float32Array(T * hp.nExpert);
+      this.#mm(L.router, ns, logits, T);
+      const routing = routes.map((r, t) => {
+        const out = this.#router(row(logits, t, hp.nExpert));
+        r[l] = out.ids;
+        return out;
       });
       // Which (token, rank) pairs each expert serves; each expert's weights are used once per chunk.
       const users = new Map<number, [number, number][]>();
       routing.forEach((r, t) => {
-        routes[t][l] = r.ids;
         r.ids.forEach((id, i) => {
           const u = users.get(id);
           if (u) u.push([t, i]);
@@ -324,88 +319,115 @@ export class MoeModel {
         const chunk = new Uint32Array(ids.slice(g, g + group));
         using lease = this.#experts.acquire(l, chunk);
         lease.experts.forEach((e, k) => {
-          for (const [t, i] of users.get(chunk[k])!) ys[t][i] = this.#ffn(e.gate, e.up, e.down, ms[t]);
+          // Gather the expert's tokens into one matrix, run it once, hand each token its row.
+          const served = users.get(chunk[k])!;
+          const m = new Float32Array(served.length * d);
+          served.forEach(([t], j) => m.set(row(ns, t), j * d));
+          const y = this.#ffn(e.gate, e.up, e.down, m, served.length);
+          served.forEach(([t, i], j) => (ys[t][i] = row(y, j)));
         });
       }
+      const out = new Float32Array(T * d);
       for (let t = 0; t < T; t++) {
-        const out = new Float32Array(hp.nEmbd);
+        const o = row(out, t);
         routing[t].weights.forEach((w, i) => {
           const y = ys[t][i];
-          for (let j = 0; j < out.length; j++) out[j] += w * y[j];
+          for (let j = 0; j < d; j++) o[j] += w * y[j];
         });
-        if (L.shared) this.#addShared(L.shared, ms[t], out);
-        addInPlace(xs[t], out);
       }
+      if (L.shared) this.#addShared(L.shared, ns, out, T);
+      addInPlace(xs, out);
     }
     if (this.#onRoute) { for (const r of routes) r.forEach((ids, l) => this.#onRoute!(l, ids)); }
-    rmsNorm(xs[T - 1], this.#outputNorm, hp.eps, n);
+    const n = new Float32Array(d);
+    rmsNorm(row(xs, T - 1), this.#outputNorm, hp.eps, n);
     const logits = new Float32Array(hp.nVocab);
     this.#mv(this.#output, n, logits);
     return logits;
   }
 
   #mv(w: TensorData, x: Float32Array, y: Float32Array): void {
-    matvec(this.#lib, w, x, y, this.#pool);
+    matmul(this.#lib, w, x, y, 1, this.#pool);
   }
 
-  #attention(l: number, L: LayerWeights, n: Float32Array, pos: number): Float32Array {
+  #mm(w: TensorData, x: Float32Array, y: Float32Array, nTokens: number): void {
+    matmul(this.#lib, w, x, y, nTokens, this.#pool);
+  }
+
+  /**
+   * Self-attention of `T` tokens at positions `pos0…` whose normalized inputs
+   * are the rows of `ns` (`T × nEmbd`): projections for all tokens at once,
+   * then each token's K/V enter the cache and each token attends to the cache
+   * up to its own position. Returns `Wo · heads`, `T × nEmbd`.
+   */
+  #attention(l: number, L: LayerWeights, ns: Float32Array, T: number, pos0: number): Float32Array {
     const hp = this.hp;
-    const hd = hp.headDim, kvDim = hp.nHeadKv * hd;
-    const q = new Float32Array(hp.nHead * hd), k = new Float32Array(kvDim), v = new Float32Array(kvDim);
-    this.#mv(L.q, n, q);
-    this.#mv(L.k, n, k);
-    this.#mv(L.v, n, v);
-    if (L.qBias) addInPlace(q, L.qBias);
-    if (L.kBias) addInPlace(k, L.kBias);
-    if (L.vBias) addInPlace(v, L.vBias);
-    if (this.spec.qkNorm === "full") {
-      rmsNorm(q, L.qNorm, hp.eps, q);
-      rmsNorm(k, L.kNorm, hp.eps, k);
-    } else if (this.spec.qkNorm === "head") {
-      for (let h = 0; h < hp.nHead; h++) {
-        rmsNorm(q.subarray(h * hd, (h + 1) * hd), L.qNorm, hp.eps, q.subarray(h * hd, (h + 1) * hd));
-      }
-      for (let h = 0; h < hp.nHeadKv; h++) {
-        rmsNorm(k.subarray(h * hd, (h + 1) * hd), L.kNorm, hp.eps, k.subarray(h * hd, (h + 1) * hd));
-      }
-    }
-    const neox = this.spec.rope === "neox";
-    rope(q, hp.nHead, hd, hp.ropeDim, pos, hp.ropeBase, neox);
-    rope(k, hp.nHeadKv, hd, hp.ropeDim, pos, hp.ropeBase, neox);
+    const hd = hp.headDim, qDim = hp.nHead * hd, kvDim = hp.nHeadKv * hd;
+    const qs = new Float32Array(T * qDim), ks = new Float32Array(T * kvDim), vs = new Float32Array(T * kvDim);
+    this.#mm(L.q, ns, qs, T);
+    this.#mm(L.k, ns, ks, T);
+    this.#mm(L.v, ns, vs, T);
     const kc = this.#kCache[l], vc = this.#vCache[l];
-    kc.set(k, pos * kvDim);
-    vc.set(v, pos * kvDim);
-    const out = new Float32Array(hp.nHead * hd);
-    const scores = new Float32Array(pos + 1);
+    const neox = this.spec.rope === "neox";
+    for (let t = 0; t < T; t++) {
+      const pos = pos0 + t;
+      const q = qs.subarray(t * qDim, (t + 1) * qDim);
+      const k = ks.subarray(t * kvDim, (t + 1) * kvDim), v = vs.subarray(t * kvDim, (t + 1) * kvDim);
+      if (L.qBias) addInPlace(q, L.qBias);
+      if (L.kBias) addInPlace(k, L.kBias);
+      if (L.vBias) addInPlace(v, L.vBias);
+      if (this.spec.qkNorm === "full") {
+        rmsNorm(q, L.qNorm, hp.eps, q);
+        rmsNorm(k, L.kNorm, hp.eps, k);
+      } else if (this.spec.qkNorm === "head") {
+        for (let h = 0; h < hp.nHead; h++) {
+          rmsNorm(q.subarray(h * hd, (h + 1) * hd), L.qNorm, hp.eps, q.subarray(h * hd, (h + 1) * hd));
+        }
+        for (let h = 0; h < hp.nHeadKv; h++) {
+          rmsNorm(k.subarray(h * hd, (h + 1) * hd), L.kNorm, hp.eps, k.subarray(h * hd, (h + 1) * hd));
+        }
+      }
+      rope(q, hp.nHead, hd, hp.ropeDim, pos, hp.ropeBase, neox);
+      rope(k, hp.nHeadKv, hd, hp.ropeDim, pos, hp.ropeBase, neox);
+      kc.set(k, pos * kvDim);
+      vc.set(v, pos * kvDim);
+    }
+    const heads = new Float32Array(T * qDim);
     const scale = 1 / Math.sqrt(hd);
     const group = hp.nHead / hp.nHeadKv;
-    for (let h = 0; h < hp.nHead; h++) {
-      const qo = h * hd, ko = Math.floor(h / group) * hd;
-      for (let t = 0; t <= pos; t++) {
-        let s = 0;
-        const base = t * kvDim + ko;
-        for (let i = 0; i < hd; i++) s += q[qo + i] * kc[base + i];
-        scores[t] = s * scale;
-      }
-      softmaxInPlace(scores);
-      for (let t = 0; t <= pos; t++) {
-        const p = scores[t], base = t * kvDim + ko;
-        for (let i = 0; i < hd; i++) out[qo + i] += p * vc[base + i];
+    for (let t = 0; t < T; t++) {
+      const pos = pos0 + t;
+      const q = qs.subarray(t * qDim, (t + 1) * qDim), out = heads.subarray(t * qDim, (t + 1) * qDim);
+      const scores = new Float32Array(pos + 1);
+      for (let h = 0; h < hp.nHead; h++) {
+        const qo = h * hd, ko = Math.floor(h / group) * hd;
+        for (let p = 0; p <= pos; p++) {
+          let s = 0;
+          const base = p * kvDim + ko;
+          for (let i = 0; i < hd; i++) s += q[qo + i] * kc[base + i];
+          scores[p] = s * scale;
+        }
+        softmaxInPlace(scores);
+        for (let p = 0; p <= pos; p++) {
+          const w = scores[p], base = p * kvDim + ko;
+          for (let i = 0; i < hd; i++) out[qo + i] += w * vc[base + i];
+        }
       }
     }
-    const o = new Float32Array(hp.nEmbd);
-    this.#mv(L.o, out, o);
+    const o = new Float32Array(T * hp.nEmbd);
+    this.#mm(L.o, heads, o, T);
     return o;
   }
 
-  #ffn(gate: TensorData, up: TensorData, down: TensorData, n: Float32Array): Float32Array {
-    const f = matrixShape(gate).rows;
+  /** SwiGLU expert `down(silu(gate·x) ⊙ up·x)` on `T` tokens (rows of `x`); returns `T × nEmbd`. */
+  #ffn(gate: TensorData, up: TensorData, down: TensorData, x: Float32Array, T: number): Float32Array {
+    const f = matrixShape(gate).rows * T;
     const g = new Float32Array(f), u = new Float32Array(f);
-    this.#mv(gate, n, g);
-    this.#mv(up, n, u);
+    this.#mm(gate, x, g, T);
+    this.#mm(up, x, u, T);
     for (let i = 0; i < f; i++) g[i] = silu(g[i]) * u[i];
-    const out = new Float32Array(this.hp.nEmbd);
-    this.#mv(down, g, out);
+    const out = new Float32Array(this.hp.nEmbd * T);
+    this.#mm(down, g, out, T);
     return out;
   }
 
@@ -438,21 +460,24 @@ export class MoeModel {
         if (guess.length > 0) this.#experts.prefetch(l + 1, guess);
       }
       lease.experts.forEach((e, i) => {
-        const y = this.#ffn(e.gate, e.up, e.down, n);
+        const y = this.#ffn(e.gate, e.up, e.down, n, 1);
         const w = weights[i];
         for (let j = 0; j < out.length; j++) out[j] += w * y[j];
       });
     }
-    if (L.shared) this.#addShared(L.shared, n, out);
+    if (L.shared) this.#addShared(L.shared, n, out, 1);
     return out;
   }
 
-  /** Adds the shared expert's output, scaled by its sigmoid gate, to `out`. */
-  #addShared(sh: NonNullable<LayerWeights["shared"]>, n: Float32Array, out: Float32Array): void {
-    const y = this.#ffn(sh.gate, sh.up, sh.down, n);
-    const gl = new Float32Array(1);
-    this.#mv(sh.gateInp, n, gl);
-    const gate = 1 / (1 + Math.exp(-gl[0]));
-    for (let j = 0; j < out.length; j++) out[j] += gate * y[j];
+  /** Adds the shared expert's output, scaled by its sigmoid gate, to each of the `T` rows of `out`. */
+  #addShared(sh: NonNullable<LayerWeights["shared"]>, ns: Float32Array, out: Float32Array, T: number): void {
+    const y = this.#ffn(sh.gate, sh.up, sh.down, ns, T);
+    const gl = new Float32Array(T);
+    this.#mm(sh.gateInp, ns, gl, T);
+    const d = this.hp.nEmbd;
+    for (let t = 0; t < T; t++) {
+      const gate = 1 / (1 + Math.exp(-gl[t]));
+      for (let j = 0; j < d; j++) out[t * d + j] += gate * y[t * d + j];
+    }
   }
 }
