@@ -13,9 +13,9 @@
  */
 import { EdgeMoeError } from "../errors.ts";
 import type { NativeLibrary, ThreadPool } from "../../ffi/native.ts";
-import { createRouter, type Router, softmaxInPlace } from "../router/router.ts";
+import { createRouter, type Router } from "../router/router.ts";
 import { type ArchSpec, archSpec } from "./arch.ts";
-import { addInPlace, dequantizeRow, matmul, matrixShape, rmsNorm, rope, silu } from "./ops.ts";
+import { addInPlace, dequantizeRow, matmul, matrixShape } from "./ops.ts";
 import { type ExpertSource, type ModelWeights, residentExperts, type TensorData } from "./weights.ts";
 import type { Predictor } from "../predictor/predictor.ts";
 
@@ -95,6 +95,12 @@ export interface ModelOptions {
   predictor?: Predictor;
   /** Threads that split each matrix's rows (results are identical for any count). */
   pool?: ThreadPool;
+  /**
+   * Element type of the KV cache: `"f32"` (default) or `"f16"` (half the
+   * memory; queries and attention weights are rounded to f16 as llama.cpp does
+   * with its F16 cache).
+   */
+  kvType?: "f32" | "f16";
 }
 
 interface LayerWeights {
@@ -128,8 +134,8 @@ export class MoeModel {
   readonly #embd: TensorData;
   readonly #output: TensorData;
   readonly #outputNorm: Float32Array;
-  readonly #kCache: Float32Array[];
-  readonly #vCache: Float32Array[];
+  readonly #kCache: (Float32Array | Float16Array)[];
+  readonly #vCache: (Float32Array | Float16Array)[];
   readonly #onRoute?: (layer: number, ids: Uint32Array) => void;
   readonly #experts: ExpertSource;
   readonly #predictor?: Predictor;
@@ -184,8 +190,13 @@ export class MoeModel {
       }
       this.#layers.push(layer);
     }
-    this.#kCache = this.#layers.map(() => new Float32Array(this.nCtx * kvDim));
-    this.#vCache = this.#layers.map(() => new Float32Array(this.nCtx * kvDim));
+    const kvType = opts.kvType ?? "f32";
+    if (kvType !== "f32" && kvType !== "f16") {
+      throw new EdgeMoeError("invalid_argument", "load model", `kvType must be "f32" or "f16", got "${kvType}"`);
+    }
+    const cache = () => kvType === "f16" ? new Float16Array(this.nCtx * kvDim) : new Float32Array(this.nCtx * kvDim);
+    this.#kCache = this.#layers.map(cache);
+    this.#vCache = this.#layers.map(cache);
   }
 
   #expectDims(t: TensorData, dims: readonly number[]): void {
@@ -243,12 +254,12 @@ export class MoeModel {
     this.#routed = [];
     for (let l = 0; l < hp.nLayer; l++) {
       const L = this.#layers[l];
-      rmsNorm(x, L.attnNorm, hp.eps, n);
+      this.#lib.rmsNorm(x, L.attnNorm, hp.eps, n);
       addInPlace(x, this.#attention(l, L, n, 1, pos));
-      rmsNorm(x, L.ffnNorm, hp.eps, n);
+      this.#lib.rmsNorm(x, L.ffnNorm, hp.eps, n);
       addInPlace(x, this.#moe(l, L, n));
     }
-    rmsNorm(x, this.#outputNorm, hp.eps, n);
+    this.#lib.rmsNorm(x, this.#outputNorm, hp.eps, n);
     const logits = new Float32Array(hp.nVocab);
     this.#mv(this.#output, n, logits);
     return logits;
@@ -293,9 +304,9 @@ export class MoeModel {
     const capacity = this.#experts.capacity ?? Infinity;
     for (let l = 0; l < hp.nLayer; l++) {
       const L = this.#layers[l];
-      for (let t = 0; t < T; t++) rmsNorm(row(xs, t), L.attnNorm, hp.eps, row(ns, t));
+      this.#lib.rmsNorm(xs, L.attnNorm, hp.eps, ns, d);
       addInPlace(xs, this.#attention(l, L, ns, T, pos0));
-      for (let t = 0; t < T; t++) rmsNorm(row(xs, t), L.ffnNorm, hp.eps, row(ns, t));
+      this.#lib.rmsNorm(xs, L.ffnNorm, hp.eps, ns, d);
       const logits = new Float32Array(T * hp.nExpert);
       this.#mm(L.router, ns, logits, T);
       const routing = routes.map((r, t) => {
@@ -340,7 +351,7 @@ export class MoeModel {
     }
     if (this.#onRoute) { for (const r of routes) r.forEach((ids, l) => this.#onRoute!(l, ids)); }
     const n = new Float32Array(d);
-    rmsNorm(row(xs, T - 1), this.#outputNorm, hp.eps, n);
+    this.#lib.rmsNorm(row(xs, T - 1), this.#outputNorm, hp.eps, n);
     const logits = new Float32Array(hp.nVocab);
     this.#mv(this.#output, n, logits);
     return logits;
@@ -367,52 +378,35 @@ export class MoeModel {
     this.#mm(L.q, ns, qs, T);
     this.#mm(L.k, ns, ks, T);
     this.#mm(L.v, ns, vs, T);
-    const kc = this.#kCache[l], vc = this.#vCache[l];
-    const neox = this.spec.rope === "neox";
     for (let t = 0; t < T; t++) {
-      const pos = pos0 + t;
-      const q = qs.subarray(t * qDim, (t + 1) * qDim);
-      const k = ks.subarray(t * kvDim, (t + 1) * kvDim), v = vs.subarray(t * kvDim, (t + 1) * kvDim);
-      if (L.qBias) addInPlace(q, L.qBias);
-      if (L.kBias) addInPlace(k, L.kBias);
-      if (L.vBias) addInPlace(v, L.vBias);
-      if (this.spec.qkNorm === "full") {
-        rmsNorm(q, L.qNorm, hp.eps, q);
-        rmsNorm(k, L.kNorm, hp.eps, k);
-      } else if (this.spec.qkNorm === "head") {
-        for (let h = 0; h < hp.nHead; h++) {
-          rmsNorm(q.subarray(h * hd, (h + 1) * hd), L.qNorm, hp.eps, q.subarray(h * hd, (h + 1) * hd));
-        }
-        for (let h = 0; h < hp.nHeadKv; h++) {
-          rmsNorm(k.subarray(h * hd, (h + 1) * hd), L.kNorm, hp.eps, k.subarray(h * hd, (h + 1) * hd));
-        }
-      }
-      rope(q, hp.nHead, hd, hp.ropeDim, pos, hp.ropeBase, neox);
-      rope(k, hp.nHeadKv, hd, hp.ropeDim, pos, hp.ropeBase, neox);
-      kc.set(k, pos * kvDim);
-      vc.set(v, pos * kvDim);
+      if (L.qBias) addInPlace(qs.subarray(t * qDim, (t + 1) * qDim), L.qBias);
+      if (L.kBias) addInPlace(ks.subarray(t * kvDim, (t + 1) * kvDim), L.kBias);
+      if (L.vBias) addInPlace(vs.subarray(t * kvDim, (t + 1) * kvDim), L.vBias);
     }
+    if (this.spec.qkNorm !== "none") {
+      const perHead = this.spec.qkNorm === "head";
+      this.#lib.rmsNorm(qs, L.qNorm, hp.eps, qs, perHead ? hd : qDim);
+      this.#lib.rmsNorm(ks, L.kNorm, hp.eps, ks, perHead ? hd : kvDim);
+    }
+    const positions = Int32Array.from({ length: T }, (_, t) => pos0 + t);
+    const mode = this.spec.rope === "neox" ? "neox" : "norm";
+    this.#lib.rope(qs, positions, { nHeads: hp.nHead, headDim: hd, nDims: hp.ropeDim, base: hp.ropeBase, mode });
+    this.#lib.rope(ks, positions, { nHeads: hp.nHeadKv, headDim: hd, nDims: hp.ropeDim, base: hp.ropeBase, mode });
+    const kc = this.#kCache[l], vc = this.#vCache[l];
+    kc.set(ks, pos0 * kvDim);
+    vc.set(vs, pos0 * kvDim);
     const heads = new Float32Array(T * qDim);
-    const scale = 1 / Math.sqrt(hd);
-    const group = hp.nHead / hp.nHeadKv;
+    const scale = Math.fround(1 / Math.sqrt(hd));
     for (let t = 0; t < T; t++) {
-      const pos = pos0 + t;
-      const q = qs.subarray(t * qDim, (t + 1) * qDim), out = heads.subarray(t * qDim, (t + 1) * qDim);
-      const scores = new Float32Array(pos + 1);
-      for (let h = 0; h < hp.nHead; h++) {
-        const qo = h * hd, ko = Math.floor(h / group) * hd;
-        for (let p = 0; p <= pos; p++) {
-          let s = 0;
-          const base = p * kvDim + ko;
-          for (let i = 0; i < hd; i++) s += q[qo + i] * kc[base + i];
-          scores[p] = s * scale;
-        }
-        softmaxInPlace(scores);
-        for (let p = 0; p <= pos; p++) {
-          const w = scores[p], base = p * kvDim + ko;
-          for (let i = 0; i < hd; i++) out[qo + i] += w * vc[base + i];
-        }
-      }
+      const nKv = pos0 + t + 1;
+      this.#lib.attention(
+        qs.subarray(t * qDim, (t + 1) * qDim),
+        kc.subarray(0, nKv * kvDim),
+        vc.subarray(0, nKv * kvDim),
+        heads.subarray(t * qDim, (t + 1) * qDim),
+        { nHead: hp.nHead, nHeadKv: hp.nHeadKv, headDim: hd, nKv, scale },
+        this.#pool,
+      );
     }
     const o = new Float32Array(T * hp.nEmbd);
     this.#mm(L.o, heads, o, T);
@@ -425,7 +419,7 @@ export class MoeModel {
     const g = new Float32Array(f), u = new Float32Array(f);
     this.#mm(gate, x, g, T);
     this.#mm(up, x, u, T);
-    for (let i = 0; i < f; i++) g[i] = silu(g[i]) * u[i];
+    this.#lib.swiglu(g, u, g);
     const out = new Float32Array(this.hp.nEmbd * T);
     this.#mm(down, g, out, T);
     return out;
