@@ -117,7 +117,15 @@ export class GgmlGraph implements Disposable {
   }
 
   /** `ggml_rope_ext` of `x` (`pos.length` tokens × `nHeads` × `headDim`) as llama.cpp calls it (no YaRN). */
-  rope(x: Float32Array, pos: Int32Array, nHeads: number, headDim: number, nDims: number, base: number, neox: boolean) {
+  rope(
+    x: Float32Array,
+    pos: Int32Array,
+    nHeads: number,
+    headDim: number,
+    nDims: number,
+    base: number,
+    neox: boolean,
+  ): Float32Array {
     return this.#run(x.length, (ctx, s) => {
       const a = this.#tensor(ctx, x, [headDim, nHeads, pos.length]);
       const p = this.#tensor(ctx, pos, [pos.length, 1, 1]);
