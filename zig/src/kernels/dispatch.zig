@@ -118,13 +118,18 @@ pub fn matvec(pool: ?*threads.Pool, t: GgmlType, w: []const u8, x: []const f32, 
 /// Y[i] = W·X[i] for `n_tokens` tokens: `x` holds the tokens' activations one
 /// after another (`n_tokens × cols`), `y` their outputs (`n_tokens × rows`).
 /// Every Y[i][r] is the same dot product `matvec` computes for X[i], bit for bit;
-/// the weights are read once for all tokens (a tile of rows at a time).
+/// the weights are read from memory once for all tokens (see `tile_bytes`).
 pub fn matmul(pool: ?*threads.Pool, t: GgmlType, w: []const u8, x: []const f32, y: []f32, rows: usize, cols: usize, n_tokens: usize) Error!void {
     return withKernel(t, "matmul", mulAs, .{ pool, t, "matmul", w, x, y, rows, cols, n_tokens });
 }
 
-/// Bytes of weights a thread keeps hot while it loops over the tokens.
-const tile_bytes = 64 * 1024;
+/// A thread works on a tile of rows (up to `tile_bytes` of weights, kept in
+/// L2) for a block of tokens (up to `act_tile_bytes` of activations, kept in
+/// L1), each weight row dotted with the block's tokens in turn. Measured on
+/// the 1 MiB-L2 dev machine (bench/matmul_bench.ts): 2x over 64 KiB row tiles
+/// with one token at a time for Q4_K and F16 at T = 64.
+const tile_bytes = 256 * 1024;
+const act_tile_bytes = 16 * 1024;
 
 fn mulAs(comptime K: type, pool: ?*threads.Pool, t: GgmlType, op: []const u8, w: []const u8, x: []const f32, y: []f32, rows: usize, cols: usize, n_tokens: usize) Error!void {
     const name = @tagName(t);
@@ -177,15 +182,19 @@ fn mulAs(comptime K: type, pool: ?*threads.Pool, t: GgmlType, op: []const u8, w:
         rows: usize,
         n_tokens: usize,
         tile_rows: usize,
+        tile_tokens: usize,
         fn run(p: *const anyopaque, begin: usize, end: usize) void {
             const c: *const @This() = @ptrCast(@alignCast(p));
             var r0 = begin;
             while (r0 < end) : (r0 += c.tile_rows) {
                 const r1 = @min(end, r0 + c.tile_rows);
-                for (0..c.n_tokens) |i| {
-                    const a = c.a[i * c.na ..][0..c.na];
-                    const yi = c.y[i * c.rows ..][0..c.rows];
-                    for (r0..r1) |r| yi[r] = K.dot(c.w[r * c.nb ..][0..c.nb], a);
+                var t0: usize = 0;
+                while (t0 < c.n_tokens) : (t0 += c.tile_tokens) {
+                    const t1 = @min(c.n_tokens, t0 + c.tile_tokens);
+                    for (r0..r1) |r| {
+                        const wr = c.w[r * c.nb ..][0..c.nb];
+                        for (t0..t1) |i| c.y[i * c.rows + r] = K.dot(wr, c.a[i * c.na ..][0..c.na]);
+                    }
                 }
             }
         }
@@ -199,6 +208,7 @@ fn mulAs(comptime K: type, pool: ?*threads.Pool, t: GgmlType, op: []const u8, w:
         .rows = rows,
         .n_tokens = n_tokens,
         .tile_rows = @max(1, tile_bytes / @max(1, row_bytes)),
+        .tile_tokens = @max(1, act_tile_bytes / @max(1, a_per_token * @sizeOf(K.Activation))),
     };
     const job = threads.Job{ .ctx = &ctx, .func = Tiles.run, .rows = if (n_tokens == 0) 0 else rows };
     if (pool) |p| {
@@ -236,8 +246,9 @@ test "dispatch: matvec equals per-row dots on quantized activations, for any thr
 test "dispatch: matmul equals matvec per token, bit for bit, for every weight type, odd token counts, tile tails and 1..3 threads" {
     const alloc = std.testing.allocator;
     const fill = @import("qdot.zig").testing.fill;
+    // Wide enough rows that both tilings have tails: e.g. Q8_0 60 rows × 3 tokens, F32 16 rows × 1 token.
     const rows = 301;
-    const cols = 512;
+    const cols = 4096;
     const max_tokens = 7;
     const wf = try alloc.alloc(f32, rows * cols);
     defer alloc.free(wf);
@@ -266,11 +277,12 @@ test "dispatch: matmul equals matvec per token, bit for bit, for every weight ty
             }
         }
     }
-    try std.testing.expectError(error.LengthMismatch, matmul(null, .q8_0, wq[0 .. rows * 544], x[0 .. 2 * cols], y[0 .. 3 * rows], rows, cols, 2));
+    const q8 = wq[0 .. rows * 4352];
+    try std.testing.expectError(error.LengthMismatch, matmul(null, .q8_0, q8, x[0 .. 2 * cols], y[0 .. 3 * rows], rows, cols, 2));
     try std.testing.expect(std.mem.indexOf(u8, status.lastMessage(), "y has 903 elements, expected n_tokens*rows = 2*301 = 602") != null);
-    try std.testing.expectError(error.LengthMismatch, matmul(null, .q8_0, wq[0 .. rows * 544], x[0 .. 2 * cols], y[0 .. 2 * rows], rows, cols, 3));
-    try std.testing.expect(std.mem.indexOf(u8, status.lastMessage(), "x has 1024 elements, expected n_tokens*cols = 3*512 = 1536") != null);
-    try matmul(null, .q8_0, wq[0 .. rows * 544], x[0..0], y[0..0], rows, cols, 0);
+    try std.testing.expectError(error.LengthMismatch, matmul(null, .q8_0, q8, x[0 .. 2 * cols], y[0 .. 2 * rows], rows, cols, 3));
+    try std.testing.expect(std.mem.indexOf(u8, status.lastMessage(), "x has 8192 elements, expected n_tokens*cols = 3*4096 = 12288") != null);
+    try matmul(null, .q8_0, q8, x[0..0], y[0..0], rows, cols, 0);
 }
 
 test "dispatch: F16 weights multiply activations rounded to f16, as GGML's vec_dot_type" {
