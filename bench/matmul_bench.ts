@@ -3,7 +3,7 @@
  * 32, 64) with one `matmul` call, beside T `matvec` calls over the same
  * weights and tokens (what prefill did before). W is `rows × cols` of each type.
  *
- *   deno run -A bench/matmul_bench.ts [--reps N] [--threads N] [--rows R] [--cols C]
+ *   deno run -A bench/matmul_bench.ts [--reps N] [--threads N] [--rows R] [--cols C] [--types t1,t2]
  *
  * Prints a Markdown table. Each cell is the best of N timed runs, the two
  * variants interleaved so a busy machine slows both alike.
@@ -12,11 +12,11 @@ import { type GgmlTypeName, NativeLibrary } from "../mod.ts";
 import { parseArgs } from "../src/std/cli.ts";
 
 const args = parseArgs(Deno.args, {
-  string: ["reps", "threads", "rows", "cols"],
-  default: { reps: "5", threads: "1", rows: "4096", cols: "4096" },
+  string: ["reps", "threads", "rows", "cols", "types"],
+  default: { reps: "5", threads: "1", rows: "4096", cols: "4096", types: "f32,f16,q8_0,q4_0,q6_k,q4_k" },
 });
 const reps = Number(args.reps), rows = Number(args.rows), cols = Number(args.cols);
-const types: GgmlTypeName[] = ["f32", "f16", "q8_0", "q4_0", "q6_k", "q4_k"];
+const types = String(args.types).split(",") as GgmlTypeName[];
 const tokenCounts = [1, 8, 32, 64];
 
 using lib = NativeLibrary.open();
