@@ -30,6 +30,12 @@ export const FIXTURES = [
   "qwen2moe",
   "olmoe",
   "mixtral",
+  "qwen2moe-q8_0",
+  "qwen2moe-q4_k_m",
+  "olmoe-q8_0",
+  "olmoe-q4_k_m",
+  "mixtral-q8_0",
+  "mixtral-q4_k_m",
 ] as const;
 
 /** A fixture's file stem. */
