@@ -7,12 +7,15 @@ import { GgufFile } from "../src/gguf/mod.ts";
 import { ggufWeights } from "../src/models/gguf_weights.ts";
 import { MoeModel } from "../src/models/model.ts";
 import { EdgeMoeError } from "../src/errors.ts";
+import { convertHfToGguf } from "../src/hf/convert.ts";
+import { computeReference } from "../tools/fixtures/make_reference_logits.ts";
 import { assert, assertEquals, assertThrows } from "../src/std/assert.ts";
 import {
   argmaxOf,
   compareLogits,
   FIXTURE_DIR,
   type FixtureName,
+  type LoadedReference,
   maxAbsDiff,
   readReference,
 } from "./oracle/reference.ts";
@@ -44,11 +47,18 @@ function run(model: MoeModel, tokens: readonly number[]): Float32Array[] {
   return tokens.map((t, pos) => model.forward(t, pos));
 }
 
-/** Every prompt of `name`'s reference within `tol` of llama.cpp's logits, and its greedy tokens identical. */
-function assertMatchesLlama(name: FixtureName, tol: number): void {
+/**
+ * Every prompt of llama.cpp's reference `ref` on the GGUF file `path` (default: the committed fixture) within
+ * `tol` of our logits, and our greedy tokens identical.
+ */
+function assertMatchesLlama(
+  name: string,
+  tol: number,
+  ref: LoadedReference = readReference(name as FixtureName),
+  path = `${FIXTURE_DIR}${name}.gguf`,
+): void {
   using lib = NativeLibrary.open();
-  using file = GgufFile.open(`${FIXTURE_DIR}${name}.gguf`);
-  const ref = readReference(name);
+  using file = GgufFile.open(path);
   assert(Math.max(...ref.prompts.map((p) => p.tokens.length)) >= MIN_POSITIONS, `${name}: no prompt of 64 tokens`);
   assert(ref.greedy.tokens.length >= MIN_GREEDY, `${name}: ${ref.greedy.tokens.length} greedy tokens`);
   ref.prompts.forEach((p, i) => {
@@ -111,6 +121,22 @@ for (const { arch, f32, quantized } of ARCHITECTURES) {
 Deno.test(`qwen3moe-f16: logits within ${F16_MAX_ABS_DIFF} of llama.cpp, greedy tokens identical`, () => {
   assertMatchesLlama("qwen3moe-f16", F16_MAX_ABS_DIFF);
 });
+
+Deno.test(
+  `Qwen3-MoE converted from a Hugging Face directory (safetensors, F32): logits within ${F32_MAX_ABS_DIFF} of ` +
+    `llama.cpp on the converted file over ≥ ${MIN_POSITIONS} positions, ≥ ${MIN_GREEDY} greedy tokens identical`,
+  async () => {
+    const dir = Deno.makeTempDirSync({ prefix: "edgemoe-hf-reference-" });
+    try {
+      const path = `${dir}/model.gguf`;
+      await convertHfToGguf(new URL("./fixtures/hf/qwen3moe", import.meta.url).pathname, path);
+      const { ref, logits } = await computeReference("qwen3moe", 1, path);
+      assertMatchesLlama("hf qwen3moe", F32_MAX_ABS_DIFF, { ...ref, logits: (i) => logits[i] }, path);
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  },
+);
 
 Deno.test("forward refuses token ids and positions out of range", () => {
   using lib = NativeLibrary.open();
