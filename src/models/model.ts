@@ -1,8 +1,10 @@
 /**
- * The shared MoE transformer graph: one token at a time through every layer,
- * with a KV cache. Architecture differences come from an `ArchSpec`; weights
- * from a `ModelWeights`; experts are fetched by (layer, id) only for the ids
- * the router picks.
+ * The shared MoE transformer graph with a KV cache: one token at a time
+ * (`forward`, decode) or a chunk of prompt tokens at once (`forwardBatch`,
+ * every matrix applied to all of them with one native matmul), bit-identical.
+ * Architecture differences come from an `ArchSpec`; weights from a
+ * `ModelWeights`; experts are fetched by (layer, id) only for the ids the
+ * router picks.
  *
  * Per layer:
  *   h   = x + Wo · attention(rope(norm_qk(Wq·n)), rope(norm_qk(Wk·n)), Wv·n),  n = rmsnorm(x)·attn_norm
