@@ -7,11 +7,12 @@
 //! Cache layout: position-major, `n_kv` positions × `n_head_kv` heads ×
 //! `head_dim`, of f32 or f16. With an F16 cache the f32 operands of both
 //! products are rounded to f16 first, as GGML's vec_dot_type for F16 does.
-//! Both products are summed in f64 and rounded once (GGML sums them in f32
-//! vector lanes; with head_dim or n_kv terms that differs by a few ulp, and
-//! rounding once keeps us as close to it as any fixed f32 order could).
-//! Heads are split over the pool's threads; each head's result is computed
-//! by the same code whatever the thread count.
+//! Both products are summed in f64 (in a fixed lane order) and rounded once:
+//! GGML sums them in f32 vector lanes, a few ulp from the exact sum, and
+//! rounding once keeps us as close to it as any fixed f32 order could.
+//! KV heads (each with its group of query heads) are split over the pool's
+//! threads; each head's result is computed by the same code whatever the
+//! thread count.
 const std = @import("std");
 const status = @import("../c_api/status.zig");
 const threads = @import("../threads.zig");
@@ -57,15 +58,15 @@ fn attentionAs(comptime T: type, pool: ?*threads.Pool, q: []const f32, k_bytes: 
     const k = try cacheOf(T, k_bytes, "k", cache_len);
     const v = try cacheOf(T, v_bytes, "v", cache_len);
 
-    // Per head: its scores, its query (rounded to f16 for an F16 cache) and its f64 output sums.
+    // Per head: its scores (f32), and its query (rounded to f16 for an F16 cache) and output sums (f64).
     var fallback = std.heap.stackFallback(16 * 1024, std.heap.page_allocator);
     const alloc = fallback.get();
-    const scratch = alloc.alloc(f32, s.n_head * (s.n_kv + s.head_dim)) catch
+    const scratch = alloc.alloc(f32, s.n_head * s.n_kv) catch
         return status.fail(error.OutOfMemory, "attention: no memory for {d} heads x {d} scores", .{ s.n_head, s.n_kv });
     defer alloc.free(scratch);
-    const sums = alloc.alloc(f64, s.n_head * s.head_dim) catch
+    const wide = alloc.alloc(f64, s.n_head * 2 * s.head_dim) catch
         return status.fail(error.OutOfMemory, "attention: no memory for {d} heads x {d} sums", .{ s.n_head, s.head_dim });
-    defer alloc.free(sums);
+    defer alloc.free(wide);
 
     const Heads = struct {
         q: []const f32,
@@ -73,44 +74,83 @@ fn attentionAs(comptime T: type, pool: ?*threads.Pool, q: []const f32, k_bytes: 
         v: []const T,
         out: []f32,
         scratch: []f32,
-        sums: []f64,
+        wide: []f64,
         s: Shape,
+        /// KV heads `begin..end`, each with its group of query heads: every K and V
+        /// row is read once for the group, and each query head's numbers come out
+        /// exactly as if it were computed alone.
         fn run(ctx: *const anyopaque, begin: usize, end: usize) void {
             const c: *const @This() = @ptrCast(@alignCast(ctx));
             const hd = c.s.head_dim;
+            const n_kv = c.s.n_kv;
             const row = c.s.n_head_kv * hd;
             const group = c.s.n_head / c.s.n_head_kv;
-            for (begin..end) |h| {
-                const mine = c.scratch[h * (c.s.n_kv + hd) ..][0 .. c.s.n_kv + hd];
-                const scores = mine[0..c.s.n_kv];
-                const qh = mine[c.s.n_kv..];
-                for (qh, c.q[h * hd ..][0..hd]) |*d, x| d.* = if (T == f16) @as(f16, @floatCast(x)) else x;
-                const ko = (h / group) * hd;
-                for (scores, 0..) |*sc, p| sc.* = dot(c.k[p * row + ko ..][0..hd], qh);
-                act.softmaxRow(scores, c.s.scale);
-                const acc = c.sums[h * hd ..][0..hd];
-                @memset(acc, 0);
-                for (scores, 0..) |w, p| {
-                    const wr: f64 = if (T == f16) @as(f16, @floatCast(w)) else w;
-                    for (acc, c.v[p * row + ko ..][0..hd]) |*d, x| d.* += wr * @as(f64, x);
+            for (begin..end) |g| {
+                const h0 = g * group;
+                const h1 = h0 + group;
+                for (h0..h1) |h| {
+                    const qh = c.wide[h * 2 * hd ..][0..hd];
+                    for (qh, c.q[h * hd ..][0..hd]) |*d, x| d.* = if (T == f16) @as(f16, @floatCast(x)) else x;
                 }
-                for (c.out[h * hd ..][0..hd], acc) |*o, a| o.* = @floatCast(a);
+                for (0..n_kv) |p| {
+                    const kr = c.k[p * row + g * hd ..][0..hd];
+                    for (h0..h1) |h| c.scratch[h * n_kv + p] = @floatCast(dot(T, kr, c.wide[h * 2 * hd ..][0..hd]));
+                }
+                for (h0..h1) |h| {
+                    act.softmaxRow(c.scratch[h * n_kv ..][0..n_kv], c.s.scale);
+                    @memset(c.wide[h * 2 * hd + hd ..][0..hd], 0);
+                }
+                for (0..n_kv) |p| {
+                    const vr = c.v[p * row + g * hd ..][0..hd];
+                    for (h0..h1) |h| {
+                        const w = c.scratch[h * n_kv + p];
+                        const wr: f64 = if (T == f16) @as(f16, @floatCast(w)) else w;
+                        axpy(T, wr, vr, c.wide[h * 2 * hd + hd ..][0..hd]);
+                    }
+                }
+                for (h0..h1) |h| {
+                    for (c.out[h * hd ..][0..hd], c.wide[h * 2 * hd + hd ..][0..hd]) |*o, a| o.* = @floatCast(a);
+                }
             }
         }
     };
-    const ctx = Heads{ .q = q, .k = k, .v = v, .out = out, .scratch = scratch, .sums = sums, .s = s };
-    const job = threads.Job{ .ctx = &ctx, .func = Heads.run, .rows = s.n_head };
+    const ctx = Heads{ .q = q, .k = k, .v = v, .out = out, .scratch = scratch, .wide = wide, .s = s };
+    const job = threads.Job{ .ctx = &ctx, .func = Heads.run, .rows = s.n_head_kv };
     if (pool) |p| {
         p.run(job) catch return status.fail(error.Busy, "attention: the thread pool is running another call", .{});
-    } else job.func(job.ctx, 0, s.n_head);
+    } else job.func(job.ctx, 0, s.n_head_kv);
 }
 
-/// K·q summed in f64 and rounded once: the products are exact, so this is
-/// GGML's f32/f16 dot up to its own (few-ulp) accumulation error.
-fn dot(k: anytype, q: []const f32) f32 {
-    var s: f64 = 0;
-    for (k, q) |a, b| s += @as(f64, a) * b;
-    return @floatCast(s);
+const lanes = 8;
+const F64x = @Vector(lanes, f64);
+
+/// Σ k·q in f64 (the products of f32/f16 values are exact), in `lanes`
+/// partial sums reduced left to right: a fixed order on every target.
+fn dot(comptime T: type, k: []const T, q: []const f64) f64 {
+    var acc: F64x = @splat(0);
+    var i: usize = 0;
+    while (i + lanes <= k.len) : (i += lanes) {
+        const kv: @Vector(lanes, T) = k[i..][0..lanes].*;
+        const qv: F64x = q[i..][0..lanes].*;
+        acc += @as(F64x, @floatCast(kv)) * qv;
+    }
+    const parts: [lanes]f64 = acc;
+    var sum: f64 = 0;
+    for (parts) |x| sum += x;
+    while (i < k.len) : (i += 1) sum += @as(f64, k[i]) * q[i];
+    return sum;
+}
+
+/// acc += w · v, element-wise in f64.
+fn axpy(comptime T: type, w: f64, v: []const T, acc: []f64) void {
+    const wv: F64x = @splat(w);
+    var i: usize = 0;
+    while (i + lanes <= v.len) : (i += lanes) {
+        const x: @Vector(lanes, T) = v[i..][0..lanes].*;
+        const a: F64x = acc[i..][0..lanes].*;
+        acc[i..][0..lanes].* = a + wv * @as(F64x, @floatCast(x));
+    }
+    while (i < v.len) : (i += 1) acc[i] += w * @as(f64, v[i]);
 }
 
 /// An f64 reference of the same computation for the tests.
