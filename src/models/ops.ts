@@ -48,20 +48,12 @@ function bytesOf(t: TensorData, op: string): Uint8Array {
 }
 
 /**
- * `y = W·x` for a weight matrix `W` (`rows × cols`, GGUF `dims = [cols, rows]`)
- * of any GGML weight type, through the native generic matvec, which converts
- * `x` to the type's activation format as GGML does (Q8 blocks, f16 for F16).
- *
- * @throws {EdgeMoeError} `invalid_argument` on shape mismatch, `unsupported` for an unknown type.
- */
-export function matvec(lib: NativeLibrary, w: TensorData, x: Float32Array, y: Float32Array, pool?: ThreadPool): void {
-  matmul(lib, w, x, y, 1, pool);
-}
-
-/**
- * `Y[i] = W·X[i]` for `nTokens` tokens stored one after another in `x`
- * (`nTokens × cols`) and `y` (`nTokens × rows`); each `Y[i]` is bit-identical
- * to {@linkcode matvec} of `X[i]`, with the weights read once for all tokens.
+ * `Y[i] = W·X[i]` for a weight matrix `W` (`rows × cols`, GGUF `dims = [cols,
+ * rows]`) of any GGML weight type and `nTokens` tokens stored one after another
+ * in `x` (`nTokens × cols`) and `y` (`nTokens × rows`). The native kernels
+ * convert `x` to the type's activation format as GGML does (Q8 blocks, f16 for
+ * F16); one token is a matvec, more a matmul, which reads the weights once for
+ * all tokens and gives each `Y[i]` bit-identical to the matvec of `X[i]`.
  *
  * @throws {EdgeMoeError} `invalid_argument` on shape mismatch, `unsupported` for an unknown type.
  */

@@ -8,7 +8,7 @@ const status = @import("../c_api/status.zig");
 
 const Error = status.Error;
 
-pub inline fn silu(x: f32) f32 {
+inline fn silu(x: f32) f32 {
     return x / (1.0 + @exp(-x));
 }
 
