@@ -154,24 +154,22 @@ fn mulAs(comptime K: type, pool: ?*threads.Pool, t: GgmlType, op: []const u8, w:
 
     // The activations in the weight type's vec_dot format, once per token:
     // Q8_0/Q8_1/Q8_K blocks, f16-rounded f32 for F16 weights (GGML's
-    // vec_dot_type for F16 is F16), or `x` itself for F32 and BF16.
+    // vec_dot_type for F16 is F16), a plain copy for F32 and BF16. The buffer
+    // starts on a cache line, so the float kernels' loads never straddle two.
     const A = ActivationOf(K.Activation);
     const a_per_token = cols / A.block_elems;
-    const round_f16 = t == .f16;
     var fallback = std.heap.stackFallback(32 * 1024, std.heap.page_allocator);
     const alloc = fallback.get();
-    const owned = K.Activation != f32 or round_f16;
-    const act: []const K.Activation = if (!owned) x else blk: {
-        if (K.Activation != f32) for (x, 0..) |v, i| if (!std.math.isFinite(v))
-            return status.fail(error.InvalidArgument, "{s} {s}: x[{d}] is {d}; activations must be finite", .{ op, name, i, v });
-        const buf = alloc.alloc(K.Activation, a_per_token * n_tokens) catch
-            return status.fail(error.OutOfMemory, "{s} {s}: no memory for {d} activation blocks", .{ op, name, a_per_token * n_tokens });
-        if (K.Activation == f32) {
-            for (x, buf) |v, *o| o.* = @as(f16, @floatCast(v));
-        } else for (0..n_tokens) |i| A.quantize(x[i * cols ..][0..cols], buf[i * a_per_token ..][0..a_per_token]);
-        break :blk buf;
-    };
-    defer if (owned) alloc.free(act);
+    if (K.Activation != f32) for (x, 0..) |v, i| if (!std.math.isFinite(v))
+        return status.fail(error.InvalidArgument, "{s} {s}: x[{d}] is {d}; activations must be finite", .{ op, name, i, v });
+    const act = alloc.alignedAlloc(K.Activation, 64, a_per_token * n_tokens) catch
+        return status.fail(error.OutOfMemory, "{s} {s}: no memory for {d} activation blocks", .{ op, name, a_per_token * n_tokens });
+    defer alloc.free(act);
+    if (K.Activation != f32) {
+        for (0..n_tokens) |i| A.quantize(x[i * cols ..][0..cols], act[i * a_per_token ..][0..a_per_token]);
+    } else if (t == .f16) {
+        for (x, act) |v, *o| o.* = @as(f16, @floatCast(v));
+    } else @memcpy(act, x);
 
     const Tiles = struct {
         w: []const K.Block,
