@@ -10,7 +10,7 @@
  */
 
 /** The ABI version these bindings speak; must equal `emoe_abi_version()`. */
-export const ABI_VERSION = 2;
+export const ABI_VERSION = 3;
 
 /** Bit positions of `emoe_cpu_features` (zig/src/cpu.zig `Feature`). */
 export const CPU_FEATURE_BITS = {
@@ -77,16 +77,18 @@ export const symbols = {
   emoe_store_poll: { parameters: ["pointer"], result: "i32" },
   /** i32 emoe_store_stats(void* store, StoreStats* out) */
   emoe_store_stats: { parameters: ["pointer", "buffer"], result: "i32" },
+  /** i32 emoe_store_cancel(void* store, u32 slot, u32* out_cancelled) */
+  emoe_store_cancel: { parameters: ["pointer", "u32", "buffer"], result: "i32" },
   /** i32 emoe_checksum64(u8* bytes, usize len, u64* out) */
   emoe_checksum64: { parameters: ["buffer", "usize", "buffer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /**
  * `StoreOptions` (zig/src/io/store.zig `Options`), as u32/u64 fields at these
- * byte offsets; 40 bytes in all (asserted at compile time on the Zig side).
+ * byte offsets; 48 bytes in all (asserted at compile time on the Zig side).
  */
 export const STORE_OPTIONS_LAYOUT = {
-  size: 40,
+  size: 48,
   backend: 0,
   slotCount: 4,
   slotBytes: 8,
@@ -95,6 +97,8 @@ export const STORE_OPTIONS_LAYOUT = {
   direct: 24,
   faultMode: 28,
   faultAfter: 32,
+  maxInFlight: 36,
+  readDelayUs: 40,
 } as const;
 
 /** `StoreStats` (zig/src/io/store.zig `Stats`): u64 fields in this order. */
@@ -107,6 +111,8 @@ export const STORE_STATS_FIELDS = [
   "ioErrorsTotal",
   "direct",
   "backend",
+  "inFlightMax",
+  "cancelledTotal",
 ] as const;
 
 /** The opened library's symbol functions. */

@@ -18,7 +18,7 @@ const store = @import("io/store.zig");
 const checksum = @import("io/checksum.zig");
 
 /// Bumped whenever an export changes name, parameters or meaning.
-pub const abi_version: u32 = 2;
+pub const abi_version: u32 = 3;
 
 const Error = status.Error;
 
@@ -133,6 +133,11 @@ fn storeWait(h: ?*anyopaque, slot: u32, out: ?*usize) Error!void {
 fn storeStats(h: ?*anyopaque, out: ?*store.Stats) Error!void {
     const o = out orelse return status.fail(error.NullPointer, "out is null", .{});
     o.* = (try storeFrom(h)).stats;
+}
+
+fn storeCancel(h: ?*anyopaque, slot: u32, out: ?*u32) Error!void {
+    const o = out orelse return status.fail(error.NullPointer, "out is null", .{});
+    o.* = @intFromBool(try (try storeFrom(h)).cancel(slot));
 }
 
 fn checksum64(ptr: ?[*]const u8, len: usize, out: ?*u64) Error!void {
@@ -266,6 +271,14 @@ export fn emoe_store_poll(h: ?*anyopaque) i32 {
 export fn emoe_store_stats(h: ?*anyopaque, out: ?*store.Stats) i32 {
     status.clear();
     return status.call(storeStats(h, out));
+}
+
+/// i32 emoe_store_cancel(void* store, u32 slot, u32* out_cancelled): stops the read into `slot`
+/// if it has not completed (a queued read is dropped, one in flight is cancelled); writes 1 if a
+/// read was stopped, 0 if the slot's read had already completed (its data stays valid).
+export fn emoe_store_cancel(h: ?*anyopaque, slot: u32, out: ?*u32) i32 {
+    status.clear();
+    return status.call(storeCancel(h, slot, out));
 }
 
 /// i32 emoe_checksum64(u8* bytes, usize len, u64* out): XXH64 (seed 0) of the bytes.
