@@ -3,7 +3,9 @@
  * slots only when the router (or a prefetch) asks for them. A cached expert
  * is reused; when no slot is free, the cache policy picks an unpinned victim.
  * `acquire` pins the experts of a layer until the lease is disposed, so a
- * prefetch can never evict what the current layer is using.
+ * prefetch can never evict what the current layer is using. A prefetch still
+ * in flight when it is superseded (its layer was routed elsewhere, or its
+ * slots are needed) is cancelled, not waited for.
  *
  * @module
  */
@@ -40,6 +42,8 @@ export interface ExpertStoreStats extends SlotReaderStats {
   /** Prefetched experts evicted without ever being acquired, and the bytes read for them. */
   prefetchWasted: number;
   prefetchWastedBytes: number;
+  /** Prefetches cancelled before their read completed (superseded, or their slots were needed). */
+  prefetchCancelled: number;
   evictions: number;
 }
 
@@ -78,6 +82,7 @@ export class ExpertStore implements ExpertSource, Disposable {
     prefetchUsed: 0,
     prefetchWasted: 0,
     prefetchWastedBytes: 0,
+    prefetchCancelled: 0,
     evictions: 0,
   };
 
@@ -130,21 +135,32 @@ export class ExpertStore implements ExpertSource, Disposable {
     for (const [k, e] of this.#entries) if (e.pins === 0 && !keep.has(k)) candidates.push(e);
     if (candidates.length === 0) return undefined;
     const v = this.#opts.policy.victim(candidates, this.#currentLayer, this.#opts.nLayers) as Entry;
-    if (!v.loaded) {
-      // A prefetch still in flight (or never waited for): the kernel may be writing its slots; let it finish.
-      for (let i = 0; i < this.#opts.partsPerExpert; i++) {
-        try {
-          this.#reader.wait(v.group * this.#opts.partsPerExpert + i);
-        } catch { /* its bytes are discarded anyway */ }
+    // A prefetch still in flight is cancelled (a later submit into its slots waits until the kernel lets go).
+    if (!this.#cancel(v)) {
+      this.#entries.delete(v.layer * this.#opts.nExperts + v.id);
+      this.#counters.evictions++;
+      if (v.prefetched) {
+        this.#counters.prefetchWasted++;
+        this.#counters.prefetchWastedBytes += v.layout.parts.reduce((n, p) => n + p.length, 0);
       }
     }
-    this.#entries.delete(v.layer * this.#opts.nExperts + v.id);
-    this.#counters.evictions++;
-    if (v.prefetched) {
-      this.#counters.prefetchWasted++;
-      this.#counters.prefetchWastedBytes += v.layout.parts.reduce((n, p) => n + p.length, 0);
-    }
     return v.group;
+  }
+
+  /**
+   * Stops the reads of an unpinned entry not yet waited for; true if any was
+   * still in flight (the entry is then forgotten, its slots free to reuse).
+   */
+  #cancel(e: Entry): boolean {
+    if (e.loaded) return false;
+    let stopped = false;
+    for (let i = 0; i < this.#opts.partsPerExpert; i++) {
+      if (this.#reader.cancel(e.group * this.#opts.partsPerExpert + i)) stopped = true;
+    }
+    if (!stopped) return false;
+    this.#entries.delete(e.layer * this.#opts.nExperts + e.id);
+    this.#counters.prefetchCancelled++;
+    return true;
   }
 
   #load(layer: number, id: number, group: number, prefetched: boolean): Entry {
@@ -227,6 +243,13 @@ export class ExpertStore implements ExpertSource, Disposable {
         "acquire experts",
         `layer ${layer} needs ${keep.size} experts at once but the store holds ${this.capacity}`,
       );
+    }
+    // Guesses for this layer that the router did not pick: stop those still in flight, so the reads
+    // this layer needs do not queue behind them (completed ones stay cached).
+    for (const [k, e] of this.#entries) {
+      if (e.layer === layer && e.prefetched && e.pins === 0 && !keep.has(k) && this.#cancel(e)) {
+        this.#freeGroups.push(e.group);
+      }
     }
     const entries: Entry[] = [];
     for (let i = 0; i < keys.length; i++) {
