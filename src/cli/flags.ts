@@ -76,9 +76,9 @@ export const ENGINE_HELP = `model:
   --mem-budget SIZE        bytes the process may use: 4096, 512MiB, 4G, 1.5GiB (default: 90% of available)
   --store S                ram | uring | pread | mmap (default: ram if all fits the budget, else uring)
   --cache-policy P         lru | lfu | edgemoe (default lru)
-  --predictor P            none | lookahead | table (default lookahead)
-  --profile FILE           routing profile for --predictor table (edgemoe profile)
-  --prefetch-depth N       experts to prefetch per layer (default: experts per token)`;
+  --predictor P            none | lookahead | table | combined (default combined)
+  --profile FILE           routing profile for --predictor table or combined (edgemoe profile)
+  --prefetch-depth N       experts to prefetch per layer (default: experts per token + 2)`;
 
 /** Engine options from parsed flags. */
 export function engineOptions(a: Args): EngineOptions {
@@ -90,7 +90,7 @@ export function engineOptions(a: Args): EngineOptions {
     memBudget: a["mem-budget"] as string | undefined,
     store: choiceFlag(a, "store", ["ram", "uring", "pread", "mmap"] as const),
     cachePolicy: choiceFlag(a, "cache-policy", ["lru", "lfu", "edgemoe"] as const),
-    predictor: choiceFlag(a, "predictor", ["none", "lookahead", "table"] as const),
+    predictor: choiceFlag(a, "predictor", ["none", "lookahead", "table", "combined"] as const),
     profile: a.profile as string | undefined,
     prefetchDepth: depth,
   };
