@@ -418,10 +418,13 @@ export class MoeModel {
     this.#predictor?.observe(l, ids);
     const out = new Float32Array(this.hp.nEmbd);
     {
-      using lease = this.#experts.acquire(l, ids);
-      // Pipeline: this layer's experts are pinned; start reading the next layer's guesses
-      // so they arrive while this layer's experts and the next attention compute.
-      if (this.#predictor && l + 1 < this.hp.nLayer) {
+      // Pipeline: once this layer's experts are pinned and their reads started, start reading the
+      // next layer's guesses, so they arrive while this layer's reads, its experts and the next
+      // attention run.
+      let predicted = false;
+      const prefetchNext = () => {
+        predicted = true;
+        if (!this.#predictor || l + 1 >= this.hp.nLayer) return;
         const next = this.#layers[l + 1];
         let cached: Float32Array | undefined;
         const guess = this.#predictor.predict(l + 1, {
@@ -436,7 +439,9 @@ export class MoeModel {
           },
         });
         if (guess.length > 0) this.#experts.prefetch(l + 1, guess);
-      }
+      };
+      using lease = this.#experts.acquire(l, ids, prefetchNext);
+      if (!predicted) prefetchNext();
       lease.experts.forEach((e, i) => {
         const y = this.#ffn(e.gate, e.up, e.down, n);
         const w = weights[i];

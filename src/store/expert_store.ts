@@ -228,12 +228,13 @@ export class ExpertStore implements ExpertSource, Disposable {
 
   /**
    * Pins and returns experts `ids` of `layer`, reading the missing ones (all
-   * submitted before any is waited for).
+   * submitted before any is waited for). `whileReading` runs after the reads
+   * are submitted and before they are waited for (see `ExpertSource`).
    *
    * @throws {EdgeMoeError} `out_of_memory` if the arena cannot hold this layer's experts at once;
    * `io` / `corrupt_data` if a read fails (naming the expert).
    */
-  acquire(layer: number, ids: Uint32Array): ExpertLease {
+  acquire(layer: number, ids: Uint32Array, whileReading?: () => void): ExpertLease {
     this.#currentLayer = layer;
     const keys = [...ids].map((id) => this.#key(layer, id));
     const keep = new Set(keys);
@@ -280,6 +281,7 @@ export class ExpertStore implements ExpertSource, Disposable {
     }
     let experts: ExpertWeights[];
     try {
+      whileReading?.();
       experts = entries.map((e) => this.#finish(e));
     } catch (err) {
       for (const e of entries) e.pins--;
