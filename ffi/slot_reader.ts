@@ -155,14 +155,24 @@ export class SlotReader implements Disposable {
 
   /**
    * Starts reading `length` bytes at `offset` into `slot`. `checksum` (XXH64)
-   * is verified when the read completes; `0n` skips it.
+   * is verified when the read completes; `0n` skips it. A `speculative` read
+   * (a prefetch) starts only while fewer than half the reads in flight are
+   * speculative, so needed reads never queue behind many prefetches; waiting
+   * for it makes it a needed read.
    */
-  submit(slot: number, offset: number, length: number, checksum = 0n): void {
+  submit(slot: number, offset: number, length: number, checksum = 0n, speculative = false): void {
     const op = "submit read";
     this.#slot(op, slot);
     this.#bridge.check(
       op,
-      this.#bridge.symbols.emoe_store_submit(this.#h(op), slot, BigInt(offset), BigInt(length), checksum),
+      this.#bridge.symbols.emoe_store_submit(
+        this.#h(op),
+        slot,
+        BigInt(offset),
+        BigInt(length),
+        checksum,
+        speculative ? 1 : 0,
+      ),
     );
     this.#lens[slot] = length;
   }

@@ -69,8 +69,8 @@ export const symbols = {
   emoe_store_open: { parameters: ["buffer", "usize", "buffer", "buffer"], result: "i32" },
   /** i32 emoe_store_close(void* store) */
   emoe_store_close: { parameters: ["pointer"], result: "i32" },
-  /** i32 emoe_store_submit(void* store, u32 slot, u64 offset, u64 len, u64 checksum) */
-  emoe_store_submit: { parameters: ["pointer", "u32", "u64", "u64", "u64"], result: "i32" },
+  /** i32 emoe_store_submit(void* store, u32 slot, u64 offset, u64 len, u64 checksum, u32 speculative) */
+  emoe_store_submit: { parameters: ["pointer", "u32", "u64", "u64", "u64", "u32"], result: "i32" },
   /** i32 emoe_store_wait(void* store, u32 slot, usize* out_addr) */
   emoe_store_wait: { parameters: ["pointer", "u32", "buffer"], result: "i32" },
   /** i32 emoe_store_poll(void* store) */
@@ -113,6 +113,7 @@ export const STORE_STATS_FIELDS = [
   "backend",
   "inFlightMax",
   "cancelledTotal",
+  "speculativeInFlightMax",
 ] as const;
 
 /** The opened library's symbol functions. */

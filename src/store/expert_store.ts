@@ -173,7 +173,7 @@ export class ExpertStore implements ExpertSource, Disposable {
       );
     }
     layout.parts.forEach((p, i) =>
-      this.#reader.submit(group * this.#opts.partsPerExpert + i, p.offset, p.length, p.checksum)
+      this.#reader.submit(group * this.#opts.partsPerExpert + i, p.offset, p.length, p.checksum, prefetched)
     );
     const key = layer * this.#opts.nExperts + id;
     const e: Entry = {

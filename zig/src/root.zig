@@ -121,8 +121,9 @@ fn storeOpen(path: ?[*]const u8, path_len: usize, opts: ?*const store.Options, o
     o.* = s;
 }
 
-fn storeSubmit(h: ?*anyopaque, slot: u32, offset: u64, len: u64, expected: u64) Error!void {
-    try (try storeFrom(h)).submit(slot, offset, len, expected);
+fn storeSubmit(h: ?*anyopaque, slot: u32, offset: u64, len: u64, expected: u64, speculative: u32) Error!void {
+    if (speculative > 1) return status.fail(error.InvalidArgument, "speculative must be 0 or 1, got {d}", .{speculative});
+    try (try storeFrom(h)).submit(slot, offset, len, expected, speculative == 1);
 }
 
 fn storeWait(h: ?*anyopaque, slot: u32, out: ?*usize) Error!void {
@@ -247,11 +248,12 @@ export fn emoe_store_close(h: ?*anyopaque) i32 {
     return 0;
 }
 
-/// i32 emoe_store_submit(void* store, u32 slot, u64 offset, u64 len, u64 checksum): starts
-/// reading file bytes offset..offset+len into `slot`; checksum 0 skips verification.
-export fn emoe_store_submit(h: ?*anyopaque, slot: u32, offset: u64, len: u64, expected: u64) i32 {
+/// i32 emoe_store_submit(void* store, u32 slot, u64 offset, u64 len, u64 checksum, u32 speculative):
+/// starts reading file bytes offset..offset+len into `slot`; checksum 0 skips verification;
+/// speculative 1 marks a prefetch, which yields to needed reads.
+export fn emoe_store_submit(h: ?*anyopaque, slot: u32, offset: u64, len: u64, expected: u64, speculative: u32) i32 {
     status.clear();
-    return status.call(storeSubmit(h, slot, offset, len, expected));
+    return status.call(storeSubmit(h, slot, offset, len, expected, speculative));
 }
 
 /// i32 emoe_store_wait(void* store, u32 slot, usize* out_addr): blocks until the slot is

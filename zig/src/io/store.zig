@@ -9,9 +9,10 @@
 //!          slot's data is the mapping itself (the page-cache baseline).
 //!
 //! At most `max_in_flight` reads are in the kernel (uring) or in a reader
-//! thread (pread) at once; further submits wait in a FIFO queue, and waiting
-//! for a queued slot moves it to the front (a read the caller needs goes
-//! before prefetches). `cancel` stops a read that is no longer wanted: a
+//! thread (pread) at once, and of those at most half (at least one) may be
+//! speculative (prefetches), so a read the caller needs never queues behind
+//! more than that; further submits wait in a FIFO queue, and waiting for a
+//! queued slot makes it a needed read at the front of the queue. `cancel` stops a read that is no longer wanted: a
 //! queued one is dropped, one in the kernel gets IORING_OP_ASYNC_CANCEL, one
 //! a reader thread has started finishes and is discarded. A cancelled slot is
 //! never returned as data, and a submit into it waits until the kernel is done
@@ -91,9 +92,11 @@ pub const Stats = extern struct {
     in_flight_max: u64 = 0,
     /// Reads cancelled before they completed (dropped from the queue or stopped in flight).
     cancelled_total: u64 = 0,
+    /// The most speculative reads that were in flight at once (never above half of `max_in_flight`).
+    speculative_in_flight_max: u64 = 0,
 
     comptime {
-        std.debug.assert(@sizeOf(Stats) == 10 * 8); // ffi/symbols.ts STORE_STATS_FIELDS
+        std.debug.assert(@sizeOf(Stats) == 11 * 8); // ffi/symbols.ts STORE_STATS_FIELDS
     }
 };
 
@@ -132,6 +135,8 @@ const Slot = struct {
     failure: Error = error.InputOutput,
     /// The injected fault this read gets (decided at submit).
     fault: Fault = .none,
+    /// A prefetch: started only while fewer than `max_speculative` speculative reads are in flight.
+    speculative: bool = false,
 };
 
 const max_slots = 1 << 20;
@@ -150,6 +155,8 @@ pub const Store = struct {
     /// Reads in the kernel (uring) or in a reader thread (pread), and the bound on them.
     in_flight: u32 = 0,
     max_in_flight: u32 = 1,
+    speculative_in_flight: u32 = 0,
+    max_speculative: u32 = 1,
     /// Submitted reads not yet started, oldest first (a ring of slot indices).
     queue: []u32 = &.{},
     queue_head: usize = 0,
@@ -242,6 +249,7 @@ pub const Store = struct {
                 if (opts.max_in_flight > opts.queue_depth)
                     return status.fail(error.InvalidArgument, "max_in_flight {d} must not exceed queue_depth {d}", .{ opts.max_in_flight, opts.queue_depth });
                 self.max_in_flight = if (opts.max_in_flight == 0) opts.queue_depth else opts.max_in_flight;
+                self.max_speculative = @max(1, self.max_in_flight / 2);
                 self.queue = alloc.alloc(u32, opts.slot_count) catch return error.OutOfMemory;
                 errdefer alloc.free(self.queue);
                 // Room in the rings for every read in flight plus one cancel request for each.
@@ -253,6 +261,7 @@ pub const Store = struct {
                 if (opts.threads == 0 or opts.threads > max_threads)
                     return status.fail(error.InvalidArgument, "threads {d} must be in 1..{d}", .{ opts.threads, max_threads });
                 self.max_in_flight = if (opts.max_in_flight == 0) opts.threads else opts.max_in_flight;
+                self.max_speculative = @max(1, self.max_in_flight / 2);
                 self.queue = alloc.alloc(u32, opts.slot_count) catch return error.OutOfMemory;
                 errdefer alloc.free(self.queue);
                 self.threads = alloc.alloc(std.Thread, opts.threads) catch return error.OutOfMemory;
@@ -322,8 +331,9 @@ pub const Store = struct {
     }
 
     /// Starts reading `len` bytes at `offset` into `slot`. `expected` is the
-    /// checksum of those bytes (0: do not verify).
-    pub fn submit(self: *Store, slot_index: u32, offset: u64, len: u64, expected: u64) Error!void {
+    /// checksum of those bytes (0: do not verify). A `speculative` read (a
+    /// prefetch) yields to needed reads (see the top of this file).
+    pub fn submit(self: *Store, slot_index: u32, offset: u64, len: u64, expected: u64, speculative: bool) Error!void {
         const slot = try self.checkSlot(slot_index);
         if (self.stateOf(slot).busy()) return status.fail(error.Busy, "slot {d} is still loading", .{slot_index});
         const end = std.math.add(u64, offset, len) catch
@@ -347,6 +357,7 @@ pub const Store = struct {
             .read_len = read_len,
             .expected_checksum = expected,
             .fault = if (hit) self.fault_mode else .none,
+            .speculative = speculative,
         };
         switch (self.backend) {
             .uring => {
@@ -417,14 +428,6 @@ pub const Store = struct {
         self.queue_len += 1;
     }
 
-    fn dequeue(self: *Store) ?u32 {
-        if (self.queue_len == 0) return null;
-        const idx = self.queue[self.queue_head];
-        self.queue_head = (self.queue_head + 1) % self.queue.len;
-        self.queue_len -= 1;
-        return idx;
-    }
-
     /// Takes `idx` out of the queue; false if it is not there.
     fn unqueue(self: *Store, idx: u32) bool {
         var i: usize = 0;
@@ -438,28 +441,54 @@ pub const Store = struct {
         return true;
     }
 
-    /// Moves queued `idx` to the front: the read a caller waits for starts next.
+    /// Moves queued `idx` to the front as a needed read: the read a caller waits for starts next.
     fn promote(self: *Store, idx: u32) void {
         if (!self.unqueue(idx)) return;
+        self.slots[idx].speculative = false;
         self.queue_head = (self.queue_head + self.queue.len - 1) % self.queue.len;
         self.queue[self.queue_head] = idx;
         self.queue_len += 1;
     }
 
-    fn countStart(self: *Store) void {
+    /// The oldest queued read that may start now (a needed one, or a speculative one while there is
+    /// room for it), taken out of the queue; null if none.
+    fn nextStartable(self: *Store) ?u32 {
+        if (self.in_flight >= self.max_in_flight) return null;
+        const spec_ok = self.speculative_in_flight < self.max_speculative;
+        var i: usize = 0;
+        while (i < self.queue_len) : (i += 1) {
+            const idx = self.queue[(self.queue_head + i) % self.queue.len];
+            if (spec_ok or !self.slots[idx].speculative) {
+                std.debug.assert(self.unqueue(idx));
+                return idx;
+            }
+        }
+        return null;
+    }
+
+    fn countStart(self: *Store, slot: *Slot) void {
+        slot.state = .loading;
         self.in_flight += 1;
         std.debug.assert(self.in_flight <= self.max_in_flight);
         self.stats.in_flight_max = @max(self.stats.in_flight_max, self.in_flight);
+        if (slot.speculative) {
+            self.speculative_in_flight += 1;
+            std.debug.assert(self.speculative_in_flight <= self.max_speculative);
+            self.stats.speculative_in_flight_max = @max(self.stats.speculative_in_flight_max, self.speculative_in_flight);
+        }
+    }
+
+    fn countEnd(self: *Store, slot: *const Slot) void {
+        self.in_flight -= 1;
+        if (slot.speculative) self.speculative_in_flight -= 1;
     }
 
     /// uring: starts queued reads while fewer than `max_in_flight` are in the kernel.
     fn startQueued(self: *Store) Error!void {
-        while (self.in_flight < self.max_in_flight) {
-            const idx = self.dequeue() orelse return;
-            self.slots[idx].state = .loading;
-            self.countStart();
+        while (self.nextStartable()) |idx| {
+            self.countStart(&self.slots[idx]);
             self.queueRead(idx) catch |e| {
-                self.in_flight -= 1;
+                self.countEnd(&self.slots[idx]);
                 self.fail(&self.slots[idx], e);
                 return e;
             };
@@ -491,14 +520,14 @@ pub const Store = struct {
             const idx: u32 = @intCast(cqe.user_data);
             const slot = &self.slots[idx];
             if (slot.state == .cancelling) {
-                self.in_flight -= 1;
+                self.countEnd(slot);
                 slot.state = .cancelled;
                 continue;
             }
             const fault = slot.fault;
             slot.fault = .none;
             if (cqe.res < 0 or fault == .eio) {
-                self.in_flight -= 1;
+                self.countEnd(slot);
                 self.fail(slot, error.InputOutput);
                 continue;
             }
@@ -510,17 +539,17 @@ pub const Store = struct {
             }
             slot.done += got;
             if (self.readComplete(slot)) {
-                self.in_flight -= 1;
+                self.countEnd(slot);
                 self.finish(idx);
             } else if (got == 0) {
-                self.in_flight -= 1;
+                self.countEnd(slot);
                 self.stats.short_reads_total += 1;
                 self.fail(slot, error.EndOfFile);
             } else {
                 // Still in flight: the rest of the read goes back to the kernel.
                 self.stats.short_reads_total += 1;
                 self.queueRead(idx) catch |e| {
-                    self.in_flight -= 1;
+                    self.countEnd(slot);
                     self.fail(slot, e);
                     return e;
                 };
@@ -567,14 +596,15 @@ pub const Store = struct {
     fn worker(self: *Store) void {
         while (true) {
             self.mutex.lock();
-            while ((self.queue_len == 0 or self.in_flight >= self.max_in_flight) and !self.stopping) self.work_cond.wait(&self.mutex);
-            if (self.stopping) {
-                self.mutex.unlock();
-                return;
-            }
-            const idx = self.dequeue().?;
-            self.slots[idx].state = .loading;
-            self.countStart();
+            const idx = while (true) {
+                if (self.stopping) {
+                    self.mutex.unlock();
+                    return;
+                }
+                if (self.nextStartable()) |i| break i;
+                self.work_cond.wait(&self.mutex);
+            };
+            self.countStart(&self.slots[idx]);
             const slot = self.slots[idx];
             self.mutex.unlock();
 
@@ -604,8 +634,8 @@ pub const Store = struct {
             }
 
             self.mutex.lock();
-            self.in_flight -= 1;
             const s = &self.slots[idx];
+            self.countEnd(s);
             if (s.state == .cancelling) {
                 s.state = .cancelled;
             } else {
@@ -614,8 +644,8 @@ pub const Store = struct {
                 if (err) |e| self.fail(s, e) else self.finish(idx);
             }
             self.done_cond.broadcast();
-            // A place in flight is free again.
-            self.work_cond.signal();
+            // A place in flight is free again (maybe one only a speculative read was waiting for).
+            self.work_cond.broadcast();
             self.mutex.unlock();
         }
     }
@@ -635,7 +665,10 @@ pub const Store = struct {
             .pread => {
                 self.mutex.lock();
                 defer self.mutex.unlock();
-                if (slot.state == .queued) self.promote(slot_index);
+                if (slot.state == .queued) {
+                    self.promote(slot_index);
+                    self.work_cond.broadcast();
+                }
                 while (slot.state.busy()) self.done_cond.wait(&self.mutex);
             },
             .mmap => if (slot.state == .ready and !self.mappingCovers(slot.offset + slot.len)) self.fail(slot, error.EndOfFile),
@@ -737,19 +770,19 @@ fn testBackend(backend: Backend, direct: u32) !void {
     });
     defer s.close();
     // Unaligned range, aligned range, and the file's tail (EOF inside the direct padding).
-    try s.submit(0, 100, 5000, checksum.hash64(content[100..5100]));
-    try s.submit(1, 4096, 4096, 0);
-    try s.submit(2, 3 * 4096, 100, checksum.hash64(content[3 * 4096 ..]));
+    try s.submit(0, 100, 5000, checksum.hash64(content[100..5100]), false);
+    try s.submit(1, 4096, 4096, 0, false);
+    try s.submit(2, 3 * 4096, 100, checksum.hash64(content[3 * 4096 ..]), false);
     try std.testing.expectEqualSlices(u8, content[100..5100], try s.wait(0));
     try std.testing.expectEqualSlices(u8, content[4096..8192], try s.wait(1));
     try std.testing.expectEqualSlices(u8, content[3 * 4096 ..], try s.wait(2));
     // A wrong checksum is an error naming the range, never data.
-    try s.submit(0, 10, 20, 12345);
+    try s.submit(0, 10, 20, 12345, false);
     try std.testing.expectError(error.ChecksumMismatch, s.wait(0));
     try std.testing.expect(std.mem.indexOf(u8, status.lastMessage(), "checksum mismatch in bytes 10..30") != null);
     // Past the end is refused at submit.
-    try std.testing.expectError(error.EndOfFile, s.submit(1, content.len - 10, 11, 0));
-    try std.testing.expectError(error.InvalidArgument, s.submit(7, 0, 1, 0));
+    try std.testing.expectError(error.EndOfFile, s.submit(1, content.len - 10, 11, 0, false));
+    try std.testing.expectError(error.InvalidArgument, s.submit(7, 0, 1, 0, false));
     try std.testing.expect(s.stats.checksum_failures_total == 1);
 }
 
@@ -780,7 +813,7 @@ test "store: a file truncated after submit is a short read error, not zeros" {
         const f = try tmp.dir.openFile("t.bin", .{ .mode = .read_write });
         try f.setEndPos(100);
         f.close();
-        try s.submit(0, 50, 8000, 0);
+        try s.submit(0, 50, 8000, 0, false);
         try std.testing.expectError(error.EndOfFile, s.wait(0));
     }
 }
@@ -793,17 +826,17 @@ test "store: mmap checks the file size before touching the mapping (a truncated 
     defer std.testing.allocator.free(path);
     const s = try Store.open(std.testing.allocator, path, .{ .backend = @intFromEnum(Backend.mmap), .slot_count = 2, .slot_bytes = 4096, .queue_depth = 2, .threads = 1, .direct = 0 });
     defer s.close();
-    try s.submit(0, 2 * 4096, 4096, checksum.hash64(content[2 * 4096 ..]));
+    try s.submit(0, 2 * 4096, 4096, checksum.hash64(content[2 * 4096 ..]), false);
     const f = try tmp.dir.openFile("m.bin", .{ .mode = .read_write });
     try f.setEndPos(4096);
     f.close();
     // Submitted before the truncation, waited for after it.
     try std.testing.expectError(error.EndOfFile, s.wait(0));
     // Submitted after it, with a checksum (verifying it would read the mapping).
-    try s.submit(1, 4096 + 100, 200, checksum.hash64(content[4096 + 100 ..][0..200]));
+    try s.submit(1, 4096 + 100, 200, checksum.hash64(content[4096 + 100 ..][0..200]), false);
     try std.testing.expectError(error.EndOfFile, s.wait(1));
     // What the file still holds reads fine.
-    try s.submit(1, 0, 4096, checksum.hash64(content[0..4096]));
+    try s.submit(1, 0, 4096, checksum.hash64(content[0..4096]), false);
     try std.testing.expectEqualSlices(u8, content[0..4096], try s.wait(1));
 }
 
@@ -821,16 +854,16 @@ test "store: injected EIO fails only the hit read; injected short reads still gi
                 else => return e,
             };
             defer eio.close();
-            try eio.submit(0, 0, 4096, 0);
-            try eio.submit(1, 4096, 4096, 0);
+            try eio.submit(0, 0, 4096, 0, false);
+            try eio.submit(1, 4096, 4096, 0, false);
             try std.testing.expectEqualSlices(u8, content[0..4096], try eio.wait(0));
             try std.testing.expectError(error.InputOutput, eio.wait(1));
-            try eio.submit(1, 4096, 4096, 0);
+            try eio.submit(1, 4096, 4096, 0, false);
             try std.testing.expectEqualSlices(u8, content[4096..8192], try eio.wait(1));
 
             const short = try Store.open(std.testing.allocator, path, .{ .backend = @intFromEnum(b), .slot_count = 1, .slot_bytes = 3 * 4096, .queue_depth = 2, .threads = 1, .direct = direct, .fault_mode = 2, .fault_after = 0 });
             defer short.close();
-            try short.submit(0, 100, 2 * 4096 + 7, 0);
+            try short.submit(0, 100, 2 * 4096 + 7, 0, false);
             try std.testing.expectEqualSlices(u8, content[100 .. 100 + 2 * 4096 + 7], try short.wait(0));
             try std.testing.expect(short.stats.short_reads_total >= 1);
         }
@@ -858,7 +891,7 @@ test "store: reads in flight never exceed max_in_flight; a queued read waited fo
             else => return e,
         };
         defer s.close();
-        for (0..8) |i| try s.submit(@intCast(i), i * 4096, 4096, checksum.hash64(content[i * 4096 ..][0..4096]));
+        for (0..8) |i| try s.submit(@intCast(i), i * 4096, 4096, checksum.hash64(content[i * 4096 ..][0..4096]), false);
         // The last one submitted is waited for first: it is read before the other queued ones.
         try std.testing.expectEqualSlices(u8, content[7 * 4096 ..][0..4096], try s.wait(7));
         for (0..7) |i| try std.testing.expectEqualSlices(u8, content[i * 4096 ..][0..4096], try s.wait(@intCast(i)));
@@ -882,7 +915,7 @@ test "store: a cancelled read is never data, frees its slot at once, and the slo
             else => return e,
         };
         defer s.close();
-        for (0..4) |i| try s.submit(@intCast(i), i * 4096, 4096, checksum.hash64(content[i * 4096 ..][0..4096]));
+        for (0..4) |i| try s.submit(@intCast(i), i * 4096, 4096, checksum.hash64(content[i * 4096 ..][0..4096]), false);
         // With one read in flight, slots 1..3 are queued: cancelling them drops them.
         try std.testing.expect(try s.cancel(3));
         try std.testing.expect(try s.cancel(2));
@@ -892,9 +925,9 @@ test "store: a cancelled read is never data, frees its slot at once, and the slo
         const stopped = try s.cancel(0);
         if (stopped) try std.testing.expectError(error.InvalidArgument, s.wait(0));
         // The freed slots take other reads at once (slot 0 after its read has let go of it).
-        try s.submit(3, 5 * 4096, 4096, checksum.hash64(content[5 * 4096 ..][0..4096]));
-        try s.submit(0, 4 * 4096, 100, checksum.hash64(content[4 * 4096 ..][0..100]));
-        try s.submit(2, 2 * 4096, 4096, checksum.hash64(content[2 * 4096 ..][0..4096]));
+        try s.submit(3, 5 * 4096, 4096, checksum.hash64(content[5 * 4096 ..][0..4096]), false);
+        try s.submit(0, 4 * 4096, 100, checksum.hash64(content[4 * 4096 ..][0..100]), false);
+        try s.submit(2, 2 * 4096, 4096, checksum.hash64(content[2 * 4096 ..][0..4096]), false);
         try std.testing.expectEqualSlices(u8, content[5 * 4096 ..][0..4096], try s.wait(3));
         try std.testing.expectEqualSlices(u8, content[4 * 4096 ..][0..100], try s.wait(0));
         try std.testing.expectEqualSlices(u8, content[2 * 4096 ..][0..4096], try s.wait(2));
@@ -905,5 +938,27 @@ test "store: a cancelled read is never data, frees its slot at once, and the slo
         try std.testing.expectEqual(@as(u64, 2) + @intFromBool(stopped), s.stats.cancelled_total);
         try std.testing.expect(s.stats.in_flight_max == 1);
         try std.testing.expect(s.stats.checksum_failures_total == 0);
+    }
+}
+
+test "store: speculative reads take at most half the places in flight; a needed read starts at once" {
+    var tmp = std.testing.tmpDir(.{});
+    defer tmp.cleanup();
+    var content: [8 * 4096]u8 = undefined;
+    for (&content, 0..) |*b, i| b.* = @truncate(i *% 11 +% 5);
+    const path = try tmpFile(tmp, "s.bin", &content);
+    defer std.testing.allocator.free(path);
+    for ([_]Backend{ .pread, .uring }) |b| {
+        const s = Store.open(std.testing.allocator, path, .{ .backend = @intFromEnum(b), .slot_count = 8, .slot_bytes = 2 * 4096, .queue_depth = 4, .threads = 4, .direct = 1, .max_in_flight = 4, .read_delay_us = 5000 }) catch |e| switch (e) {
+            error.Unsupported => continue,
+            else => return e,
+        };
+        defer s.close();
+        // Six prefetches, then two needed reads: those start beside the two speculative ones in flight.
+        for (0..6) |i| try s.submit(@intCast(i), i * 4096, 4096, checksum.hash64(content[i * 4096 ..][0..4096]), true);
+        for (6..8) |i| try s.submit(@intCast(i), i * 4096, 4096, checksum.hash64(content[i * 4096 ..][0..4096]), false);
+        for ([_]usize{ 6, 7, 0, 1, 2, 3, 4, 5 }) |i| try std.testing.expectEqualSlices(u8, content[i * 4096 ..][0..4096], try s.wait(@intCast(i)));
+        try std.testing.expectEqual(@as(u64, 2), s.stats.speculative_in_flight_max);
+        try std.testing.expect(s.stats.in_flight_max >= 3 and s.stats.in_flight_max <= 4);
     }
 }
