@@ -195,16 +195,17 @@ export class SlotReader implements Disposable {
 
   /**
    * Stops the read into `slot` if it has not completed: a queued read is
-   * dropped, one in flight is cancelled. Returns whether a read was stopped
-   * (the slot then holds no data: waiting for it is an error) or false if it
-   * had completed (its data stays valid). The slot may be submitted again at
-   * once; that submit waits if the kernel is still writing it.
+   * dropped; one in flight is cancelled if `inFlight` (default), else left to
+   * complete. Returns whether a read was stopped (the slot then holds no data:
+   * waiting for it is an error) or false if the slot is as it was (a completed
+   * read's data stays valid). The slot may be submitted again at once; that
+   * submit waits if the kernel is still writing it.
    */
-  cancel(slot: number): boolean {
+  cancel(slot: number, inFlight = true): boolean {
     const op = "cancel read";
     this.#slot(op, slot);
     const out = new Uint32Array(1);
-    this.#bridge.check(op, this.#bridge.symbols.emoe_store_cancel(this.#h(op), slot, out));
+    this.#bridge.check(op, this.#bridge.symbols.emoe_store_cancel(this.#h(op), slot, inFlight ? 1 : 0, out));
     return out[0] === 1;
   }
 

@@ -169,7 +169,7 @@ Deno.test("cache policies rank as specified", () => {
   assert(assertThrows(() => cachePolicy("fifo"), EdgeMoeError).message.includes("lru, lfu, edgemoe"));
 });
 
-Deno.test("expert store: superseded prefetches are cancelled, reads in flight stay bounded, and cancelled experts read correctly later", () => {
+Deno.test("expert store: superseded prefetches still queued are cancelled, reads in flight stay bounded, and cancelled experts read correctly later", () => {
   using lib = NativeLibrary.open();
   // pread with one read at a time, each slowed by 20 ms: prefetches are still queued or in flight when superseded.
   for (
@@ -190,7 +190,9 @@ Deno.test("expert store: superseded prefetches are cancelled, reads in flight st
       }
       let s = store.stats();
       if (readerOpts.backend === "pread") {
-        assertEquals([s.prefetches, s.prefetchCancelled, s.cancelledTotal], [3, 3, 9]);
+        // One read (the first part of expert 0) may already be in flight: it is left to complete.
+        assertEquals([s.prefetches, s.prefetchCancelled], [3, 3]);
+        assert(s.cancelledTotal === 8 || s.cancelledTotal === 9, `${s.cancelledTotal} reads cancelled`);
         // Every slot is free again: four experts of another layer fit without evicting anything.
         using all = store.acquire(2, new Uint32Array([0, 1, 2]));
         all.experts.forEach((e, i) => expectExpert(content, e, 2, i));
@@ -212,6 +214,35 @@ Deno.test("expert store: superseded prefetches are cancelled, reads in flight st
       );
       assertEquals(s.checksumFailuresTotal, 0);
       if (readerOpts.backend === "pread") assert(s.prefetchCancelled >= 4, `${s.prefetchCancelled} cancelled`);
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  }
+});
+
+Deno.test("expert store: the slots of a partly read prefetch are reused safely while its read is in flight", () => {
+  using lib = NativeLibrary.open();
+  // One prefetch read at a time: the first part of expert 0 is in flight when the router picks expert 3
+  // (uring: handed to the kernel at submit; pread: slowed to 20 ms).
+  for (
+    const readerOpts of [
+      { backend: "uring", maxInFlight: 2, queueDepth: 2 },
+      { backend: "pread", maxInFlight: 1, threads: 1, readDelayUs: 20_000 },
+    ] as const
+  ) {
+    const { store, content, dir } = setup(lib, 12, lru, true, readerOpts);
+    try {
+      using _ = store;
+      store.prefetch(1, new Uint32Array([0, 1, 2]));
+      // The freed slots are taken at once by the next layer's prefetches, before anything is waited for.
+      using lease = store.acquire(1, new Uint32Array([3]), () => store.prefetch(2, new Uint32Array([0, 1])));
+      expectExpert(content, lease.experts[0], 1, 3);
+      lease[Symbol.dispose]();
+      using next = store.acquire(2, new Uint32Array([1, 0]));
+      expectExpert(content, next.experts[0], 2, 1);
+      expectExpert(content, next.experts[1], 2, 0);
+      const s = store.stats();
+      assertEquals([s.prefetchCancelled, s.prefetchUsed, s.checksumFailuresTotal], [3, 2, 0]);
     } finally {
       Deno.removeSync(dir, { recursive: true });
     }

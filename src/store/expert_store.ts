@@ -136,7 +136,7 @@ export class ExpertStore implements ExpertSource, Disposable {
     if (candidates.length === 0) return undefined;
     const v = this.#opts.policy.victim(candidates, this.#currentLayer, this.#opts.nLayers) as Entry;
     // A prefetch still in flight is cancelled (a later submit into its slots waits until the kernel lets go).
-    if (!this.#cancel(v)) {
+    if (!this.#cancel(v, true)) {
       this.#entries.delete(v.layer * this.#opts.nExperts + v.id);
       this.#counters.evictions++;
       if (v.prefetched) {
@@ -148,16 +148,18 @@ export class ExpertStore implements ExpertSource, Disposable {
   }
 
   /**
-   * Stops the reads of an unpinned entry not yet waited for; true if any was
-   * still in flight (the entry is then forgotten, its slots free to reuse).
+   * Stops the reads of an unpinned entry not yet waited for (only queued ones
+   * unless `inFlight`); true if any was stopped (the entry is then forgotten,
+   * its slots free to reuse).
    */
-  #cancel(e: Entry): boolean {
+  #cancel(e: Entry, inFlight: boolean): boolean {
     if (e.loaded) return false;
+    const slots = Array.from({ length: this.#opts.partsPerExpert }, (_, i) => e.group * this.#opts.partsPerExpert + i);
     let stopped = false;
-    for (let i = 0; i < this.#opts.partsPerExpert; i++) {
-      if (this.#reader.cancel(e.group * this.#opts.partsPerExpert + i)) stopped = true;
-    }
+    for (const slot of slots) if (this.#reader.cancel(slot, inFlight)) stopped = true;
     if (!stopped) return false;
+    // A partly read expert is of no use: stop its reads still in flight too, so its slots can be reused.
+    if (!inFlight) { for (const slot of slots) this.#reader.cancel(slot, true); }
     this.#entries.delete(e.layer * this.#opts.nExperts + e.id);
     this.#counters.prefetchCancelled++;
     return true;
@@ -245,10 +247,12 @@ export class ExpertStore implements ExpertSource, Disposable {
         `layer ${layer} needs ${keep.size} experts at once but the store holds ${this.capacity}`,
       );
     }
-    // Guesses for this layer that the router did not pick: stop those still in flight, so the reads
-    // this layer needs do not queue behind them (completed ones stay cached).
+    // Guesses for this layer that the router did not pick: drop those still queued, so the reads this
+    // layer needs do not wait behind them. Those already in flight are left to complete (the kernel
+    // rarely stops a file read it has started, and reusing their slots now would wait for it); they
+    // stay cached like any other expert.
     for (const [k, e] of this.#entries) {
-      if (e.layer === layer && e.prefetched && e.pins === 0 && !keep.has(k) && this.#cancel(e)) {
+      if (e.layer === layer && e.prefetched && e.pins === 0 && !keep.has(k) && this.#cancel(e, false)) {
         this.#freeGroups.push(e.group);
       }
     }

@@ -136,9 +136,10 @@ fn storeStats(h: ?*anyopaque, out: ?*store.Stats) Error!void {
     o.* = (try storeFrom(h)).stats;
 }
 
-fn storeCancel(h: ?*anyopaque, slot: u32, out: ?*u32) Error!void {
+fn storeCancel(h: ?*anyopaque, slot: u32, in_flight: u32, out: ?*u32) Error!void {
     const o = out orelse return status.fail(error.NullPointer, "out is null", .{});
-    o.* = @intFromBool(try (try storeFrom(h)).cancel(slot));
+    if (in_flight > 1) return status.fail(error.InvalidArgument, "in_flight must be 0 or 1, got {d}", .{in_flight});
+    o.* = @intFromBool(try (try storeFrom(h)).cancel(slot, in_flight == 1));
 }
 
 fn checksum64(ptr: ?[*]const u8, len: usize, out: ?*u64) Error!void {
@@ -275,12 +276,12 @@ export fn emoe_store_stats(h: ?*anyopaque, out: ?*store.Stats) i32 {
     return status.call(storeStats(h, out));
 }
 
-/// i32 emoe_store_cancel(void* store, u32 slot, u32* out_cancelled): stops the read into `slot`
-/// if it has not completed (a queued read is dropped, one in flight is cancelled); writes 1 if a
-/// read was stopped, 0 if the slot's read had already completed (its data stays valid).
-export fn emoe_store_cancel(h: ?*anyopaque, slot: u32, out: ?*u32) i32 {
+/// i32 emoe_store_cancel(void* store, u32 slot, u32 in_flight, u32* out_cancelled): stops the
+/// read into `slot` if it has not completed (a queued read is dropped; one in flight is cancelled
+/// if in_flight is 1, else left alone); writes 1 if a read was stopped, else 0 (the slot is as it was).
+export fn emoe_store_cancel(h: ?*anyopaque, slot: u32, in_flight: u32, out: ?*u32) i32 {
     status.clear();
-    return status.call(storeCancel(h, slot, out));
+    return status.call(storeCancel(h, slot, in_flight, out));
 }
 
 /// i32 emoe_checksum64(u8* bytes, usize len, u64* out): XXH64 (seed 0) of the bytes.
