@@ -249,12 +249,12 @@ export class ExpertStore implements ExpertSource, Disposable {
     }
     // Guesses for this layer that the router did not pick: drop those still queued, so the reads this
     // layer needs do not wait behind them. Those already in flight are left to complete (the kernel
-    // rarely stops a file read it has started, and reusing their slots now would wait for it); they
-    // stay cached like any other expert.
+    // rarely stops a file read it has started, and reusing their slots now would wait for it) and
+    // become the least recently used experts, the first a policy evicts.
     for (const [k, e] of this.#entries) {
-      if (e.layer === layer && e.prefetched && e.pins === 0 && !keep.has(k) && this.#cancel(e, false)) {
-        this.#freeGroups.push(e.group);
-      }
+      if (e.layer !== layer || !e.prefetched || e.pins > 0 || keep.has(k)) continue;
+      if (this.#cancel(e, false)) this.#freeGroups.push(e.group);
+      else e.lastUse = 0;
     }
     const entries: Entry[] = [];
     for (let i = 0; i < keys.length; i++) {
