@@ -13,7 +13,7 @@
  */
 import { EdgeMoeError } from "../errors.ts";
 import type { NativeLibrary, ThreadPool } from "../../ffi/native.ts";
-import { createRouter, type Router, softmaxInPlace } from "../router/router.ts";
+import { createRouter, type Router, softmaxInPlace, topK } from "../router/router.ts";
 import { type ArchSpec, archSpec } from "./arch.ts";
 import { addInPlace, dequantizeRow, matrixShape, matvec, rmsNorm, rope, silu } from "./ops.ts";
 import { type ExpertSource, type ModelWeights, residentExperts, type TensorData } from "./weights.ts";
@@ -245,6 +245,7 @@ export class MoeModel {
       const L = this.#layers[l];
       rmsNorm(x, L.attnNorm, hp.eps, n);
       addInPlace(x, this.#attention(l, L, n, pos));
+      this.#experts.poll?.();
       rmsNorm(x, L.ffnNorm, hp.eps, n);
       addInPlace(x, this.#moe(l, L, n));
     }
@@ -320,11 +321,17 @@ export class MoeModel {
       const ys: Float32Array[][] = routing.map((r) => new Array(r.ids.length));
       const ids = [...users.keys()].sort((a, b) => a - b);
       const group = Math.max(1, Math.min(ids.length, capacity));
+      // Pipeline: while this layer's experts compute, read those the next layer's router picks on these
+      // inputs — only when this layer's experts are all held at once (a prefetch could evict the rest).
+      const prefetchNext = ids.length <= capacity && this.#predictor?.name !== "none" && l + 1 < hp.nLayer
+        ? () => this.#experts.prefetch(l + 1, this.#lookaheadVotes(l + 1, ms))
+        : undefined;
       for (let g = 0; g < ids.length; g += group) {
         const chunk = new Uint32Array(ids.slice(g, g + group));
-        using lease = this.#experts.acquire(l, chunk);
+        using lease = this.#experts.acquire(l, chunk, g === 0 ? prefetchNext : undefined);
         lease.experts.forEach((e, k) => {
           for (const [t, i] of users.get(chunk[k])!) ys[t][i] = this.#ffn(e.gate, e.up, e.down, ms[t]);
+          this.#experts.poll?.();
         });
       }
       for (let t = 0; t < T; t++) {
@@ -342,6 +349,17 @@ export class MoeModel {
     const logits = new Float32Array(hp.nVocab);
     this.#mv(this.#output, n, logits);
     return logits;
+  }
+
+  /** Experts `layer`'s router picks for any of `inputs`, the most picked first. */
+  #lookaheadVotes(layer: number, inputs: Float32Array[]): Uint32Array {
+    const votes = new Map<number, number>();
+    const logits = new Float32Array(this.hp.nExpert);
+    for (const m of inputs) {
+      this.#mv(this.#layers[layer].router, m, logits);
+      for (const id of topK(logits, this.hp.nExpertUsed)) votes.set(id, (votes.get(id) ?? 0) + 1);
+    }
+    return Uint32Array.from([...votes].sort((a, b) => b[1] - a[1] || a[0] - b[0]).map(([id]) => id));
   }
 
   #mv(w: TensorData, x: Float32Array, y: Float32Array): void {
@@ -446,6 +464,7 @@ export class MoeModel {
         const y = this.#ffn(e.gate, e.up, e.down, n);
         const w = weights[i];
         for (let j = 0; j < out.length; j++) out[j] += w * y[j];
+        this.#experts.poll?.();
       });
     }
     if (L.shared) this.#addShared(L.shared, n, out);

@@ -57,6 +57,12 @@ export interface ExpertSource {
   acquire(layer: number, ids: Uint32Array, whileReading?: () => void): ExpertLease;
   /** A hint that `ids` of `layer` will be needed soon (may start reads). */
   prefetch(layer: number, ids: Uint32Array): void;
+  /**
+   * Lets reads in flight progress without waiting: completed reads are reaped
+   * and queued ones started. Called between pieces of compute, so prefetches
+   * beyond the bound on reads in flight do not sit idle until the next wait.
+   */
+  poll?(): void;
 }
 
 /** One expert out of stacked `[cols, rows, n_expert]` tensors: the e-th equal byte slice. */

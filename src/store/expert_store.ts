@@ -302,6 +302,11 @@ export class ExpertStore implements ExpertSource, Disposable {
     };
   }
 
+  /** Reaps completed reads and starts queued ones, without waiting (see `ExpertSource.poll`). */
+  poll(): void {
+    this.#reader.poll();
+  }
+
   /** Counters: cache hits and misses, prefetch use, evictions, and the reader's I/O totals. */
   stats(): ExpertStoreStats {
     return { ...this.#reader.stats(), ...this.#counters };
