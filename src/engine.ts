@@ -51,7 +51,7 @@ export interface EngineOptions {
   predictor?: "none" | "lookahead" | "table" | "combined";
   /** A routing profile from `edgemoe profile` (for the table and combined predictors). */
   profile?: string;
-  /** Experts to prefetch per layer (default: the model's experts per token + 2, see bench/prediction.md). */
+  /** Experts to prefetch per layer (default: the model's experts per token, see bench/prediction.md). */
   prefetchDepth?: number;
   /** Called with each layer's routing (profiling, statistics). */
   onRoute?: (layer: number, ids: Uint32Array) => void;
@@ -120,8 +120,6 @@ export interface EngineStats {
 
 const EXPERT_TENSOR = /^blk\.\d+\.ffn_(gate|up|down)(_exps|\.\d+)\.weight$/;
 const RUNTIME_OVERHEAD_BYTES = 96 << 20;
-/** Default prefetch depth beyond the experts per token: recall 0.85 at depth 4 on the demo model (bench/prediction.md). */
-const PREFETCH_EXTRA = 2;
 /** Prompt tokens evaluated together. */
 const PREFILL_CHUNK = 64;
 
@@ -457,7 +455,7 @@ export function createEngine(path: string, opts: EngineOptions = {}): Engine {
 function makePredictor(opts: EngineOptions, file: GgufFile): Predictor {
   const a = file.getString("general.architecture");
   const nLayer = file.getInt(`${a}.block_count`), nExpert = file.getInt(`${a}.expert_count`);
-  const depth = opts.prefetchDepth ?? Math.min(nExpert, file.getInt(`${a}.expert_used_count`) + PREFETCH_EXTRA);
+  const depth = opts.prefetchDepth ?? file.getInt(`${a}.expert_used_count`);
   const kind = opts.predictor ?? "combined";
   const readProfile = (path: string): RoutingProfile => {
     let text: string;

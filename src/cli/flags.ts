@@ -78,7 +78,7 @@ export const ENGINE_HELP = `model:
   --cache-policy P         lru | lfu | edgemoe (default lru)
   --predictor P            none | lookahead | table | combined (default combined)
   --profile FILE           routing profile for --predictor table or combined (edgemoe profile)
-  --prefetch-depth N       experts to prefetch per layer (default: experts per token + 2)`;
+  --prefetch-depth N       experts to prefetch per layer (default: experts per token)`;
 
 /** Engine options from parsed flags. */
 export function engineOptions(a: Args): EngineOptions {
