@@ -92,7 +92,7 @@ export function run(argv: string[]): number {
       lines.push(
         `prefetch: ${st.prefetches} experts, ${st.prefetchUsed} used, ${st.prefetchWasted} evicted unused (${
           formatSize(st.prefetchWastedBytes)
-        } wasted), ${st.prefetchCancelled} cancelled in flight; per token: ${
+        } wasted), ${st.prefetchCancelled} cancelled before their read completed; per token: ${
           formatSize(st.bytesReadTotal / Math.max(1, s.tokensEvaluated))
         } read, ${(st.waitNsTotal / 1e6 / Math.max(1, s.tokensEvaluated)).toFixed(2)} ms stalled on I/O`,
       );
