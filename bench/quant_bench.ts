@@ -14,10 +14,10 @@ import { EdgeMoeError, GgmlType, type GgmlTypeName, NativeLibrary } from "../mod
 import { Ggml } from "../tests/oracle/ggml.ts";
 import { parseArgs } from "../src/std/cli.ts";
 
-const args = parseArgs(Deno.args, { string: ["reps"], default: { reps: "10" } });
+const args = parseArgs(Deno.args, { string: ["reps", "types"], default: { reps: "10", types: "" } });
 const reps = Number(args.reps);
 const rows = 4096, cols = 4096;
-const types: GgmlTypeName[] = [
+const allTypes: GgmlTypeName[] = [
   "f32",
   "f16",
   "bf16",
@@ -32,6 +32,7 @@ const types: GgmlTypeName[] = [
   "q3_k",
   "q2_k",
 ];
+const types = args.types ? args.types.split(",") as GgmlTypeName[] : allTypes;
 
 /**
  * Best-of-`reps` GB/s of `bytes` moved by each of `fns`, run interleaved
