@@ -34,7 +34,7 @@ pub inline fn nearestInt(x: f32) i32 {
 // in half, NEON alternates two 4-lane halves). Each block then adds
 // `lanes · (d_w·d_a)` into 8 f32 accumulators with one fused multiply-add per
 // lane, the sub-block minimums likewise into a second set, and only the row's
-// end sums the lanes (left to right). The scalar twins below compute the same
+// end sums the lanes (as a tree, simd.sum8). The scalar twins below compute the same
 // lanes one at a time, so SIMD and scalar return the same bits.
 
 pub const lanes = 8;
@@ -213,7 +213,13 @@ pub inline fn minLanes(comptime simd: bool, m: *const [16]i16, a: *const q8_k.Bl
     return if (simd) pairLanes(m.*, a.bsums) else pairLanesScalar(m, &a.bsums);
 }
 
-/// 8 f32 accumulators: `add` fuses lanes·scale into each, `sum` adds them left to right.
+/// A block's f16 scale as f32: the SIMD paths look it up in a table (off the
+/// vector pipes), the scalar reference converts it; the values are equal.
+pub inline fn widen(comptime simd: bool, h: f16) f32 {
+    return if (simd) @import("simd.zig").widen(h) else h;
+}
+
+/// 8 f32 accumulators: `add` fuses lanes·scale into each, `sum` adds them as a tree (simd.sum8).
 pub fn Acc(comptime simd: bool) type {
     return struct {
         v: [lanes]f32 = @splat(0),
@@ -229,9 +235,8 @@ pub fn Acc(comptime simd: bool) type {
         }
 
         pub inline fn sum(self: *const @This()) f32 {
-            var s: f32 = 0;
-            inline for (self.v) |x| s += x;
-            return s;
+            const vec = @import("simd.zig");
+            return if (simd) vec.sum8(self.v) else vec.sum8Scalar(&self.v);
         }
     };
 }

@@ -97,8 +97,8 @@ inline fn dotWith(comptime simd: bool, w: []const Block, a: []const Activation) 
         const packed_scales: @Vector(16, u8) = b.scales;
         const sc: [16]i16 = @as(@Vector(16, i16), packed_scales & @as(@Vector(16, u8), @splat(0xF)));
         const m: [16]i16 = @as(@Vector(16, i16), packed_scales >> @splat(4));
-        acc.add(kq.blockLanes(simd, 0, Block, unpackGeneric, chunk, b, y, &sc), @as(f32, b.d) * y.d);
-        mins.add(kq.minLanes(simd, &m, y), @as(f32, b.dmin) * y.d);
+        acc.add(kq.blockLanes(simd, 0, Block, unpackGeneric, chunk, b, y, &sc), kq.widen(simd, b.d) * y.d);
+        mins.add(kq.minLanes(simd, &m, y), kq.widen(simd, b.dmin) * y.d);
     }
     return acc.sum() - mins.sum();
 }

@@ -137,7 +137,7 @@ inline fn dotWith(comptime simd: bool, w: []const Block, a: []const Activation) 
     var acc: kq.Acc(simd) = .{};
     for (w, a) |*b, *y| {
         const sc = scales16(&b.scales);
-        acc.add(kq.blockLanes(simd, 4, Block, unpackGeneric, chunk, b, y, &sc), @as(f32, b.d) * y.d);
+        acc.add(kq.blockLanes(simd, 4, Block, unpackGeneric, chunk, b, y, &sc), kq.widen(simd, b.d) * y.d);
     }
     return acc.sum();
 }

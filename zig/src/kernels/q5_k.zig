@@ -93,8 +93,8 @@ inline fn dotWith(comptime simd: bool, w: []const Block, a: []const Activation) 
     var mins: kq.Acc(simd) = .{};
     for (w, a) |*b, *y| {
         const sm = kq.scalesMins(&b.scales);
-        acc.add(kq.blockLanes(simd, 0, Block, unpackGeneric, chunk, b, y, &sm.sc), @as(f32, b.d) * y.d);
-        mins.add(kq.minLanes(simd, &sm.m, y), @as(f32, b.dmin) * y.d);
+        acc.add(kq.blockLanes(simd, 0, Block, unpackGeneric, chunk, b, y, &sm.sc), kq.widen(simd, b.d) * y.d);
+        mins.add(kq.minLanes(simd, &sm.m, y), kq.widen(simd, b.dmin) * y.d);
     }
     return acc.sum() - mins.sum();
 }

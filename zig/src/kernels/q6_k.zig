@@ -102,7 +102,7 @@ inline fn dotWith(comptime simd: bool, w: []const Block, a: []const Activation) 
     var acc: kq.Acc(simd) = .{};
     for (w, a) |*b, *y| {
         const sc: [16]i16 = @as(@Vector(16, i16), @as(@Vector(16, i8), b.scales));
-        acc.add(kq.blockLanes(simd, 32, Block, unpackGeneric, chunk, b, y, &sc), @as(f32, b.d) * y.d);
+        acc.add(kq.blockLanes(simd, 32, Block, unpackGeneric, chunk, b, y, &sc), kq.widen(simd, b.d) * y.d);
     }
     return acc.sum();
 }
