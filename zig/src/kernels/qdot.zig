@@ -52,6 +52,18 @@ pub inline fn quadsUnsigned(w: U8x32, a: I8x32) I32x8 {
     return quadsPortable(@as(@Vector(32, i32), w), a);
 }
 
+/// Quad sums of `(u − off) · a` for weights u (bytes, u − off in −128..127)
+/// and activations −127..127. With VNNI: Σ u·a + Σ off·(−a), two `vpdpbusd`
+/// and no sign juggling; otherwise through `quadsSigned`.
+pub inline fn quadsOffset(u: U8x32, a: I8x32, comptime off: u8) I32x8 {
+    if (has_vnni) {
+        const neg = @as(I8x32, @splat(0)) -% a;
+        const ua = @"llvm.x86.avx512.vpdpbusd.256"(@splat(0), @bitCast(u), @bitCast(a));
+        return @"llvm.x86.avx512.vpdpbusd.256"(ua, @bitCast(@as(U8x32, @splat(off))), @bitCast(neg));
+    }
+    return quadsSigned(@as(I8x32, @bitCast(u)) -% @as(I8x32, @splat(@bitCast(off))), a);
+}
+
 /// Quad sums of `w · a` for signed weights −128..127 and activations −127..127
 /// (|w| times a with w's sign: the unsigned-by-signed products stay exact).
 pub inline fn quadsSigned(w: I8x32, a: I8x32) I32x8 {
@@ -251,4 +263,8 @@ test "quad sums: SIMD equals scalar on extreme bytes" {
     try std.testing.expectEqual(quadsScalar(&w, &a), v);
     const uv: [8]i32 = quadsUnsigned(@bitCast(u), a);
     try std.testing.expectEqual(quadsScalar(&u, &a), uv);
+    var u16s: [32]i8 = undefined;
+    for (&u16s, u) |*x, b| x.* = b - 16;
+    const ov: [8]i32 = quadsOffset(@bitCast(u), a, 16);
+    try std.testing.expectEqual(quadsScalar(&u16s, &a), ov);
 }
