@@ -30,8 +30,8 @@ pub inline fn nearestInt(x: f32) i32 {
 //
 // The logical shape, the same on every target: a block's integer sum is kept
 // as 8 exact i32 lanes, lane l holding the bytes i with (i / 4) mod 8 = l
-// (what one 256-bit `pmaddwd` leaves per 32 bytes; AVX-512 folds its 16 lanes
-// in half, NEON alternates two 4-lane halves). Each block then adds
+// (what one 256-bit `pmaddwd` leaves per 32 bytes; NEON alternates two 4-lane
+// halves). Each block then adds
 // `lanes · (d_w·d_a)` into 8 f32 accumulators with one fused multiply-add per
 // lane, the sub-block minimums likewise into a second set, and only the row's
 // end sums the lanes (as a tree, simd.sum8). The scalar twins below compute the same
@@ -43,8 +43,7 @@ const F32xL = @Vector(lanes, f32);
 
 const builtin = @import("builtin");
 const x86 = builtin.cpu.arch == .x86_64;
-const has_avx512bw = x86 and std.Target.x86.featureSetHas(builtin.cpu.features, .avx512bw);
-const has_vnni512 = has_avx512bw and std.Target.x86.featureSetHas(builtin.cpu.features, .avx512vnni);
+const has_vnni256 = x86 and std.Target.x86.featureSetHasAll(builtin.cpu.features, .{ .avx512vnni, .avx512vl });
 const has_avx2 = x86 and std.Target.x86.featureSetHas(builtin.cpu.features, .avx2);
 
 // x86 multiply-adds (LLVM intrinsics): u8×i8 pairs summed to i16 (the sums
@@ -52,16 +51,13 @@ const has_avx2 = x86 and std.Target.x86.featureSetHas(builtin.cpu.features, .avx
 // (`vpdpwssd` also adds them to an accumulator).
 extern fn @"llvm.x86.avx2.pmadd.ub.sw"(@Vector(32, i8), @Vector(32, i8)) @Vector(16, i16);
 extern fn @"llvm.x86.avx2.pmadd.wd"(@Vector(16, i16), @Vector(16, i16)) @Vector(8, i32);
-extern fn @"llvm.x86.avx512.pmaddubs.w.512"(@Vector(64, i8), @Vector(64, i8)) @Vector(32, i16);
-extern fn @"llvm.x86.avx512.pmaddw.d.512"(@Vector(32, i16), @Vector(32, i16)) @Vector(16, i32);
-extern fn @"llvm.x86.avx512.vpdpwssd.512"(@Vector(16, i32), @Vector(16, i32), @Vector(16, i32)) @Vector(16, i32);
 extern fn @"llvm.x86.avx512.vpdpwssd.256"(@Vector(8, i32), @Vector(8, i32), @Vector(8, i32)) @Vector(8, i32);
 
-/// Bytes per step for scales per 16 weights: 64 with AVX-512, 32 with AVX2,
-/// 16 elsewhere (NEON). Scales per 32 weights step by 32 bytes on x86 (one
-/// scale per step: a broadcast instead of a shuffle).
-const step16: usize = if (has_avx512bw) 64 else if (has_avx2) 32 else 16;
-const step32: usize = if (has_avx2) 32 else 16;
+/// Bytes per step: 32 on x86 (AVX2 and AVX-512 alike: 512-bit steps measured
+/// slower on Zen 4, which splits them in two anyway), 16 elsewhere (NEON).
+/// With one scale per 32 weights a 32-byte step has one scale: a broadcast
+/// instead of a shuffle.
+const step_bytes: usize = if (has_avx2) 32 else 16;
 
 fn Pairs(comptime sb: usize) type {
     return @Vector(sb / 2, i16);
@@ -79,7 +75,6 @@ fn evenOdd(comptime n: usize, comptime odd: bool) @Vector(n, i32) {
 
 /// Pairwise products summed: lane i = u[2i]·a[2i] + u[2i+1]·a[2i+1].
 inline fn pairs(comptime sb: usize, u: @Vector(sb, u8), a: @Vector(sb, i8)) Pairs(sb) {
-    if (sb == 64) return @"llvm.x86.avx512.pmaddubs.w.512"(@bitCast(u), a);
     if (sb == 32 and has_avx2) return @"llvm.x86.avx2.pmadd.ub.sw"(@bitCast(u), a);
     const p = @as(@Vector(sb, i16), u) * @as(@Vector(sb, i16), a);
     return @shuffle(i16, p, undefined, evenOdd(sb / 2, false)) + @shuffle(i16, p, undefined, evenOdd(sb / 2, true));
@@ -87,9 +82,7 @@ inline fn pairs(comptime sb: usize, u: @Vector(sb, u8), a: @Vector(sb, i8)) Pair
 
 /// `acc` plus the pairwise products of i16 summed to i32: lane i += p[2i]·s[2i] + p[2i+1]·s[2i+1].
 inline fn addPairs32(comptime sb: usize, acc: Quads(sb), p: Pairs(sb), s: Pairs(sb)) Quads(sb) {
-    if (sb == 64 and has_vnni512) return @"llvm.x86.avx512.vpdpwssd.512"(acc, @bitCast(p), @bitCast(s));
-    if (sb == 64) return acc + @"llvm.x86.avx512.pmaddw.d.512"(p, s);
-    if (sb == 32 and has_vnni512) return @"llvm.x86.avx512.vpdpwssd.256"(acc, @bitCast(p), @bitCast(s));
+    if (sb == 32 and has_vnni256) return @"llvm.x86.avx512.vpdpwssd.256"(acc, @bitCast(p), @bitCast(s));
     if (sb == 32 and has_avx2) return acc + @"llvm.x86.avx2.pmadd.wd"(p, s);
     const h = sb / 4;
     const pe: @Vector(h, i32) = @shuffle(i16, p, undefined, evenOdd(h, false));
@@ -121,14 +114,6 @@ pub const U8x32 = @Vector(32, u8);
 /// The `sb` unsigned weights of step k, from 32-weight chunks.
 inline fn stepWeights(comptime sb: usize, src: anytype, comptime chunk: anytype, comptime k: usize) @Vector(sb, u8) {
     if (sb == 32) return chunk(src, k);
-    if (sb == 64) {
-        comptime var m: [64]i32 = undefined;
-        inline for (0..32) |i| {
-            m[i] = i;
-            m[32 + i] = ~@as(i32, i);
-        }
-        return @shuffle(u8, chunk(src, 2 * k), chunk(src, 2 * k + 1), m);
-    }
     comptime var m: [sb]i32 = undefined;
     inline for (0..sb) |i| m[i] = (k % 2) * sb + i;
     return @shuffle(u8, chunk(src, k / 2), undefined, m);
@@ -148,15 +133,9 @@ inline fn stepScales(comptime sb: usize, comptime per: usize, sc: anytype, compt
     return @shuffle(i16, sc, undefined, m);
 }
 
-/// Folds the step accumulators into the 8 logical lanes: AVX-512's 16 lanes
-/// add their halves (lane i covers bytes 64k+4i, logical lane i mod 8); NEON's
-/// two 4-lane accumulators (even and odd steps) are laid side by side.
+/// The step accumulators as the 8 logical lanes: NEON's two 4-lane
+/// accumulators (even and odd steps) are laid side by side.
 inline fn foldLanes(comptime sb: usize, comptime n: usize, acc: [n]Quads(sb)) I32xL {
-    if (sb == 64) {
-        const v = acc[0];
-        return @shuffle(i32, v, undefined, @Vector(8, i32){ 0, 1, 2, 3, 4, 5, 6, 7 }) +
-            @shuffle(i32, v, undefined, @Vector(8, i32){ 8, 9, 10, 11, 12, 13, 14, 15 });
-    }
     if (sb == 32) return acc[0];
     return std.simd.join(acc[0], acc[1]);
 }
@@ -165,7 +144,7 @@ inline fn foldLanes(comptime sb: usize, comptime n: usize, acc: [n]Quads(sb)) I3
 /// weights u ≤ 63 and scales per 16 or 32 weights. Exact. `chunk(src, c)`
 /// gives weights 32c … 32c+31, so they stay in registers.
 inline fn scaledLanesUnsigned(comptime per: usize, src: anytype, comptime chunk: anytype, a: *const [qk]i8, sc: @Vector(qk / per, i16)) I32xL {
-    const sb = if (per == 32) step32 else step16;
+    const sb = step_bytes;
     const n = if (sb / 4 >= lanes) 1 else lanes / (sb / 4);
     var acc: [n]Quads(sb) = @splat(@splat(0));
     inline for (0..qk / sb) |k| {
