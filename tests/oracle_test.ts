@@ -131,6 +131,12 @@ const SHAPES: Record<string, [number, number, number, number, number, string, st
   "qwen2moe": [64, 2, 4, 2, 2, "8", "all F32"],
   "olmoe": [64, 2, 4, 4, 2, "8", "all F32"],
   "mixtral": [64, 2, 4, 2, 1, "8", "all F32"],
+  "qwen2moe-q8_0": [64, 2, 4, 2, 2, "8", "Q8_0"],
+  "qwen2moe-q4_k_m": [256, 2, 4, 2, 2, "4", "Q4_K - Medium"],
+  "olmoe-q8_0": [64, 2, 4, 4, 2, "8", "Q8_0"],
+  "olmoe-q4_k_m": [256, 2, 4, 4, 2, "4", "Q4_K - Medium"],
+  "mixtral-q8_0": [64, 2, 4, 2, 1, "8", "Q8_0"],
+  "mixtral-q4_k_m": [256, 2, 4, 2, 1, "4", "Q4_K - Medium"],
 };
 
 Deno.test("llama.cpp's default params sit at the offsets of llama.h", () => {
@@ -181,7 +187,7 @@ Deno.test("every fixture loads with the shape its generator wrote", () => {
     using m = LlamaModel.load(path(name));
     const i = m.info();
     const arch = m.meta("general.architecture");
-    assertEquals(arch, name === "mixtral" ? "llama" : name.replace(/-.*/, ""));
+    assertEquals(arch, name.startsWith("mixtral") ? "llama" : name.replace(/-.*/, ""));
     const ftype = i.desc.replace(/^\S+ \S+ /, "");
     assertEquals(
       [i.nEmbd, i.nLayer, i.nHead, i.nHeadKv, i.vocabType, m.meta(`${arch}.expert_count`), ftype],
@@ -374,10 +380,17 @@ Deno.test("committed references are self-consistent and measure quantization noi
     const self = compareLogits(short, short);
     assertEquals([self.maxAbsDiff, self.top1Agreement, self.meanKl], [0, 1, 0]);
   }
-  const f32 = readReference("qwen3moe");
   const report: string[] = [];
-  for (const [name, top1Min] of [["qwen3moe-f16", 0.95], ["qwen3moe-q8_0", 0.9]] as const) {
-    const q = readReference(name);
+  // Each file with the same weights as an F32 fixture, against llama.cpp on that F32 file.
+  const pairs = [
+    ["qwen3moe-f16", "qwen3moe", 0.95],
+    ["qwen3moe-q8_0", "qwen3moe", 0.9],
+    ["qwen2moe-q8_0", "qwen2moe", 0.9],
+    ["olmoe-q8_0", "olmoe", 0.9],
+    ["mixtral-q8_0", "mixtral", 0.9],
+  ] as const;
+  for (const [name, source, top1Min] of pairs) {
+    const q = readReference(name), f32 = readReference(source);
     const rows = (r: typeof f32) => f32.prompts.flatMap((_, i) => r.logits(i));
     const c = compareLogits(rows(q), rows(f32));
     report.push(

@@ -276,7 +276,10 @@ export function startServer(opts: ServeOptions): EdgeMoeServer {
               chunk([{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }]),
             );
           }
-          const g = await generate(engine, r, signal, (t) => ctrl.enqueue(chunk([piece(t, null)])));
+          // After a cancel the engine may still flush held-back text; the stream is closed by then.
+          const g = await generate(engine, r, signal, (t) => {
+            if (!signal.aborted) ctrl.enqueue(chunk([piece(t, null)]));
+          });
           done(g);
           if (!signal.aborted) {
             ctrl.enqueue(chunk([piece("", g.finishReason)]));

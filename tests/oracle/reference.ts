@@ -6,8 +6,8 @@
  * anywhere.
  *
  * Per fixture NAME:
- * - `NAME.gguf`: the model (tools/fixtures/make_tiny_moe.py; the K-quant one
- *   quantized from its F32 source by llama.cpp, make_reference_logits.ts).
+ * - `NAME.gguf`: the model (tools/fixtures/make_tiny_moe.py; most quantized
+ *   ones made from an F32 source by llama.cpp, make_reference_logits.ts).
  * - `NAME.reference.json`: a {@linkcode Reference}: the file's SHA-256, the
  *   llama.cpp settings, each prompt's token ids and where its logits start,
  *   a greedy continuation, and llama.cpp's tokenization of a set of strings.
@@ -30,6 +30,12 @@ export const FIXTURES = [
   "qwen2moe",
   "olmoe",
   "mixtral",
+  "qwen2moe-q8_0",
+  "qwen2moe-q4_k_m",
+  "olmoe-q8_0",
+  "olmoe-q4_k_m",
+  "mixtral-q8_0",
+  "mixtral-q4_k_m",
 ] as const;
 
 /** A fixture's file stem. */

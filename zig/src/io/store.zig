@@ -340,21 +340,34 @@ pub const Store = struct {
             };
             break;
         }
-        _ = r.submit() catch |e| return status.fail(error.InputOutput, "io_uring submit failed: {s}", .{@errorName(e)});
+        _ = while (true) break r.submit() catch |e| switch (e) {
+            error.SignalInterrupt => continue,
+            else => return status.fail(error.InputOutput, "io_uring submit failed: {s}", .{@errorName(e)}),
+        };
         self.in_flight += 1;
     }
 
     fn reapOne(self: *Store, block: bool) Error!void {
         const r = &self.ring.?;
         var cqes: [16]linux.io_uring_cqe = undefined;
-        const n = r.copy_cqes(&cqes, if (block) 1 else 0) catch |e|
-            return status.fail(error.InputOutput, "io_uring wait failed: {s}", .{@errorName(e)});
+        // A signal (a profiler's SIGPROF, SIGCHLD, SIGWINCH …) interrupts the wait; wait again.
+        const n = while (true) break r.copy_cqes(&cqes, if (block) 1 else 0) catch |e| switch (e) {
+            error.SignalInterrupt => continue,
+            else => return status.fail(error.InputOutput, "io_uring wait failed: {s}", .{@errorName(e)}),
+        };
         for (cqes[0..n]) |cqe| {
             self.in_flight -= 1;
             const idx: u32 = @intCast(cqe.user_data);
             const slot = &self.slots[idx];
             const fault = slot.fault;
             slot.fault = .none;
+            const errno: linux.E = if (cqe.res < 0) @enumFromInt(-cqe.res) else .SUCCESS;
+            if (fault == .none and (errno == .INTR or errno == .AGAIN or errno == .CANCELED)) {
+                // A signal to this thread interrupted the read before any byte was read
+                // (io-wq reports it as ECANCELED, a direct issue as EINTR/EAGAIN): read again.
+                try self.queueRead(idx);
+                continue;
+            }
             if (cqe.res < 0 or fault == .eio) {
                 self.fail(slot, error.InputOutput);
                 continue;
@@ -550,6 +563,48 @@ test "store: every backend reads exact ranges and verifies checksums" {
         error.Unsupported => if (@import("builtin").cpu.arch == .x86_64) return e,
         else => return e,
     };
+}
+
+test "store: a signal during a blocking io_uring wait is not an error (the wait resumes)" {
+    if (@import("builtin").cpu.arch != .x86_64) return; // qemu-user has no io_uring
+    const Handler = struct {
+        fn onAlarm(_: i32) callconv(.c) void {}
+    };
+    // No SA_RESTART: a blocked io_uring_enter returns EINTR, as under a profiler's SIGPROF.
+    const act = posix.Sigaction{ .handler = .{ .handler = Handler.onAlarm }, .mask = posix.empty_sigset, .flags = 0 };
+    var old: posix.Sigaction = undefined;
+    posix.sigaction(posix.SIG.ALRM, &act, &old);
+    defer posix.sigaction(posix.SIG.ALRM, &old, null);
+    // setitimer takes an itimerval (two timevals; std's wrapper declares timespecs): every 50 µs.
+    const timer = linux.timeval{ .sec = 0, .usec = 50 };
+    const itv = [2]linux.timeval{ timer, timer };
+    _ = linux.syscall3(.setitimer, 0, @intFromPtr(&itv), 0);
+    defer {
+        const zero = [2]linux.timeval{ .{ .sec = 0, .usec = 0 }, .{ .sec = 0, .usec = 0 } };
+        _ = linux.syscall3(.setitimer, 0, @intFromPtr(&zero), 0);
+    }
+
+    var tmp = std.testing.tmpDir(.{});
+    defer tmp.cleanup();
+    const content = try std.testing.allocator.alloc(u8, 1 << 20);
+    defer std.testing.allocator.free(content);
+    for (content, 0..) |*b, i| b.* = @truncate(i *% 2654435761);
+    const path = try tmpFile(tmp, "s.bin", content);
+    defer std.testing.allocator.free(path);
+    const s = Store.open(std.testing.allocator, path, .{ .backend = @intFromEnum(Backend.uring), .slot_count = 2, .slot_bytes = 1 << 19, .queue_depth = 2, .threads = 1, .direct = 1 }) catch |e| switch (e) {
+        error.Unsupported => return,
+        else => return e,
+    };
+    defer s.close();
+    for (0..400) |i| {
+        const half = (i % 2) << 19;
+        try s.submit(@intCast(i % 2), half, 1 << 19, checksum.hash64(content[half..][0 .. 1 << 19]));
+        const got = s.wait(@intCast(i % 2)) catch |e| {
+            std.debug.print("read {d}: {s}\n", .{ i, status.lastMessage() });
+            return e;
+        };
+        try std.testing.expectEqualSlices(u8, content[half..][0 .. 1 << 19], got);
+    }
 }
 
 test "store: a file truncated after submit is a short read error, not zeros" {
