@@ -7,8 +7,10 @@
 //! `pmaddwd`, computes). The quad sums, converted to f32, are
 //! fused-multiply-added with the block's scale (d_w·d_a, one f32 rounding)
 //! into 8 accumulator lanes: lanes 0..7 of a logical 16 for even blocks,
-//! 8..15 for odd ones. The result is the lanes summed (lane l with lane 8+l,
-//! then the 8 sums as a tree, simd.sum8), plus a scalar accumulator of
+//! 8..15 for odd ones. The result is the 16 lanes summed left to right
+//! (the order of every earlier version, bit for bit: with a tree order one
+//! prompt of the bundled demo model jumped by 1e-2 in its logits, a discrete
+//! near-tie flipping), plus a scalar accumulator of
 //! per-block offsets (the m·s term of Q4_1/Q5_1, fused-multiply-added block
 //! by block). This logical shape does not depend on the hardware vector
 //! width, so AVX2, AVX-512, NEON and the scalar reference return
@@ -112,7 +114,10 @@ pub inline fn dot(comptime T: type, w: []const T.Block, a: []const T.Activation)
         blockStep(T, &w[i + 1], &a[i + 1], &acc[1], &off);
     }
     if (i < w.len) blockStep(T, &w[i], &a[i], &acc[0], &off);
-    return simd.sum8(acc[0] + acc[1]) + off;
+    const lanes: [16]f32 = std.simd.join(acc[0], acc[1]);
+    var sum: f32 = 0;
+    inline for (lanes) |x| sum += x;
+    return sum + off;
 }
 
 /// Scalar twin of `dot`: the same operations in the same order, one lane at a time.
@@ -134,9 +139,9 @@ pub fn dotScalar(comptime T: type, w: []const T.Block, a: []const T.Activation) 
             }
         }
     }
-    var half: [8]f32 = undefined;
-    for (&half, 0..) |*h, l| h.* = acc[l] + acc[8 + l];
-    return simd.sum8Scalar(&half) + off;
+    var sum: f32 = 0;
+    for (acc) |x| sum += x;
+    return sum + off;
 }
 
 /// Largest |x| of a block and the value that has it (first one on ties),
