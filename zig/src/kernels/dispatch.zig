@@ -132,15 +132,22 @@ fn matvecAs(comptime K: type, pool: ?*threads.Pool, t: GgmlType, w: []const u8, 
     const A = ActivationOf(K.Activation);
     var fallback = std.heap.stackFallback(32 * 1024, std.heap.page_allocator);
     const alloc = fallback.get();
-    const act: []const K.Activation = if (K.Activation == f32) x else blk: {
+    // Activations start on a cache line: f32 ones are copied there (the
+    // float kernels' loads then never straddle two lines), others quantized.
+    const act: []align(64) const K.Activation = if (K.Activation == f32) blk: {
+        const buf = alloc.alignedAlloc(f32, 64, cols) catch
+            return status.fail(error.OutOfMemory, "matvec {s}: no memory for {d} activations", .{ @tagName(t), cols });
+        @memcpy(buf, x);
+        break :blk buf;
+    } else blk: {
         for (x, 0..) |v, i| if (!std.math.isFinite(v))
             return status.fail(error.InvalidArgument, "matvec {s}: x[{d}] is {d}; activations must be finite", .{ @tagName(t), i, v });
-        const buf = alloc.alloc(K.Activation, cols / A.block_elems) catch
+        const buf = alloc.alignedAlloc(K.Activation, 64, cols / A.block_elems) catch
             return status.fail(error.OutOfMemory, "matvec {s}: no memory for {d} activation blocks", .{ @tagName(t), cols / A.block_elems });
         A.quantize(x, buf);
         break :blk buf;
     };
-    defer if (K.Activation != f32) alloc.free(act);
+    defer alloc.free(act);
 
     const Rows = struct {
         w: []const K.Block,
