@@ -25,6 +25,13 @@ export interface SlotReaderOptions {
   queueDepth?: number;
   /** pread reader threads (default 2). */
   threads?: number;
+  /**
+   * Most reads in flight at once (default: the queue depth for uring, the thread count for pread);
+   * further submits wait in a queue, and a slot waited for moves to its front.
+   */
+  maxInFlight?: number;
+  /** Testing hook (pread): each read first sleeps this many microseconds, so reads stay in flight. */
+  readDelayUs?: number;
   /** `"off"`, `"try"` (default: O_DIRECT where the filesystem allows) or `"require"`. */
   direct?: "off" | "try" | "require";
   /** Fault injection, for testing what callers do with failed reads. */
@@ -105,6 +112,19 @@ export class SlotReader implements Disposable {
     dv.setUint32(L.queueDepth, opts.queueDepth ?? 8, true);
     dv.setUint32(L.threads, opts.threads ?? 2, true);
     dv.setUint32(L.direct, { off: 0, try: 1, require: 2 }[opts.direct ?? "try"], true);
+    for (
+      const [name, v, at] of [["maxInFlight", opts.maxInFlight, L.maxInFlight], [
+        "readDelayUs",
+        opts.readDelayUs,
+        L.readDelayUs,
+      ]] as const
+    ) {
+      if (v === undefined) continue;
+      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) {
+        throw new EdgeMoeError("invalid_argument", op, `${name} must be an integer in 0..2^32-1, got ${v}`);
+      }
+      dv.setUint32(at, v, true);
+    }
     if (opts.fault) {
       if (!Number.isInteger(opts.fault.after) || opts.fault.after < 0 || opts.fault.after > 0xffffffff) {
         throw new EdgeMoeError(
@@ -135,14 +155,24 @@ export class SlotReader implements Disposable {
 
   /**
    * Starts reading `length` bytes at `offset` into `slot`. `checksum` (XXH64)
-   * is verified when the read completes; `0n` skips it.
+   * is verified when the read completes; `0n` skips it. A `speculative` read
+   * (a prefetch) starts only while fewer than half the reads in flight are
+   * speculative, so needed reads never queue behind many prefetches; waiting
+   * for it makes it a needed read.
    */
-  submit(slot: number, offset: number, length: number, checksum = 0n): void {
+  submit(slot: number, offset: number, length: number, checksum = 0n, speculative = false): void {
     const op = "submit read";
     this.#slot(op, slot);
     this.#bridge.check(
       op,
-      this.#bridge.symbols.emoe_store_submit(this.#h(op), slot, BigInt(offset), BigInt(length), checksum),
+      this.#bridge.symbols.emoe_store_submit(
+        this.#h(op),
+        slot,
+        BigInt(offset),
+        BigInt(length),
+        checksum,
+        speculative ? 1 : 0,
+      ),
     );
     this.#lens[slot] = length;
   }
@@ -161,6 +191,22 @@ export class SlotReader implements Disposable {
     const ptr = Deno.UnsafePointer.create(addr[0]);
     if (!ptr) throw new EdgeMoeError("native_error", op, `slot ${slot} returned a null address`);
     return new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(ptr, this.#lens[slot]));
+  }
+
+  /**
+   * Stops the read into `slot` if it has not completed: a queued read is
+   * dropped; one in flight is cancelled if `inFlight` (default), else left to
+   * complete. Returns whether a read was stopped (the slot then holds no data:
+   * waiting for it is an error) or false if the slot is as it was (a completed
+   * read's data stays valid). The slot may be submitted again at once; that
+   * submit waits if the kernel is still writing it.
+   */
+  cancel(slot: number, inFlight = true): boolean {
+    const op = "cancel read";
+    this.#slot(op, slot);
+    const out = new Uint32Array(1);
+    this.#bridge.check(op, this.#bridge.symbols.emoe_store_cancel(this.#h(op), slot, inFlight ? 1 : 0, out));
+    return out[0] === 1;
   }
 
   /** Reaps finished reads without blocking. */

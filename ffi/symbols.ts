@@ -10,7 +10,7 @@
  */
 
 /** The ABI version these bindings speak; must equal `emoe_abi_version()`. */
-export const ABI_VERSION = 2;
+export const ABI_VERSION = 3;
 
 /** Bit positions of `emoe_cpu_features` (zig/src/cpu.zig `Feature`). */
 export const CPU_FEATURE_BITS = {
@@ -69,14 +69,16 @@ export const symbols = {
   emoe_store_open: { parameters: ["buffer", "usize", "buffer", "buffer"], result: "i32" },
   /** i32 emoe_store_close(void* store) */
   emoe_store_close: { parameters: ["pointer"], result: "i32" },
-  /** i32 emoe_store_submit(void* store, u32 slot, u64 offset, u64 len, u64 checksum) */
-  emoe_store_submit: { parameters: ["pointer", "u32", "u64", "u64", "u64"], result: "i32" },
+  /** i32 emoe_store_submit(void* store, u32 slot, u64 offset, u64 len, u64 checksum, u32 speculative) */
+  emoe_store_submit: { parameters: ["pointer", "u32", "u64", "u64", "u64", "u32"], result: "i32" },
   /** i32 emoe_store_wait(void* store, u32 slot, usize* out_addr) */
   emoe_store_wait: { parameters: ["pointer", "u32", "buffer"], result: "i32" },
   /** i32 emoe_store_poll(void* store) */
   emoe_store_poll: { parameters: ["pointer"], result: "i32" },
   /** i32 emoe_store_stats(void* store, StoreStats* out) */
   emoe_store_stats: { parameters: ["pointer", "buffer"], result: "i32" },
+  /** i32 emoe_store_cancel(void* store, u32 slot, u32 in_flight, u32* out_cancelled) */
+  emoe_store_cancel: { parameters: ["pointer", "u32", "u32", "buffer"], result: "i32" },
   /** i32 emoe_checksum64(u8* bytes, usize len, u64* out) */
   emoe_checksum64: { parameters: ["buffer", "usize", "buffer"], result: "i32" },
   /** i32 emoe_matmul(void* pool, u32 type, u8* w, usize w_len, f32* x, usize x_len, f32* y, usize y_len, usize rows, usize cols, usize n_tokens) */
@@ -123,10 +125,10 @@ export const symbols = {
 
 /**
  * `StoreOptions` (zig/src/io/store.zig `Options`), as u32/u64 fields at these
- * byte offsets; 40 bytes in all (asserted at compile time on the Zig side).
+ * byte offsets; 48 bytes in all (asserted at compile time on the Zig side).
  */
 export const STORE_OPTIONS_LAYOUT = {
-  size: 40,
+  size: 48,
   backend: 0,
   slotCount: 4,
   slotBytes: 8,
@@ -135,6 +137,8 @@ export const STORE_OPTIONS_LAYOUT = {
   direct: 24,
   faultMode: 28,
   faultAfter: 32,
+  maxInFlight: 36,
+  readDelayUs: 40,
 } as const;
 
 /** `StoreStats` (zig/src/io/store.zig `Stats`): u64 fields in this order. */
@@ -147,6 +151,9 @@ export const STORE_STATS_FIELDS = [
   "ioErrorsTotal",
   "direct",
   "backend",
+  "inFlightMax",
+  "cancelledTotal",
+  "speculativeInFlightMax",
 ] as const;
 
 /** The opened library's symbol functions. */

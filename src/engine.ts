@@ -19,11 +19,13 @@ import { tokenizerFromGgufFile } from "./tokenizer/mod.ts";
 import type { Tokenizer } from "./types.ts";
 import { type ChatMessage, ChatTemplate } from "./template/chat_template.ts";
 import {
+  combinedPredictor,
   lookaheadPredictor,
   noPredictor,
   type Predictor,
   type PredictorStats,
   profileFromJson,
+  type RoutingProfile,
   tablePredictor,
 } from "./predictor/predictor.ts";
 
@@ -42,11 +44,14 @@ export interface EngineOptions {
   nCtx?: number;
   /** The native library to use (default: the process-wide one). */
   lib?: NativeLibrary;
-  /** Expert predictor: `"none"`, `"lookahead"` (default) or `"table"` (needs `profile`). */
-  predictor?: "none" | "lookahead" | "table";
-  /** A routing profile from `edgemoe profile` (for the table predictor). */
+  /**
+   * Expert predictor: `"none"`, `"lookahead"`, `"table"` (needs `profile`) or `"combined"` (default:
+   * look-ahead blended with a transition table learned while decoding, seeded from `profile` if given).
+   */
+  predictor?: "none" | "lookahead" | "table" | "combined";
+  /** A routing profile from `edgemoe profile` (for the table and combined predictors). */
   profile?: string;
-  /** Experts to prefetch per layer (default: the model's experts per token). */
+  /** Experts to prefetch per layer (default: the model's experts per token, see bench/prediction.md). */
   prefetchDepth?: number;
   /** Called with each layer's routing (profiling, statistics). */
   onRoute?: (layer: number, ids: Uint32Array) => void;
@@ -458,14 +463,32 @@ export function createEngine(path: string, opts: EngineOptions = {}): Engine {
 
 function makePredictor(opts: EngineOptions, file: GgufFile): Predictor {
   const a = file.getString("general.architecture");
+  const nLayer = file.getInt(`${a}.block_count`), nExpert = file.getInt(`${a}.expert_count`);
   const depth = opts.prefetchDepth ?? file.getInt(`${a}.expert_used_count`);
-  const kind = opts.predictor ?? "lookahead";
+  const kind = opts.predictor ?? "combined";
+  const readProfile = (path: string): RoutingProfile => {
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(path);
+    } catch (e) {
+      throw new EdgeMoeError("io", "create predictor", `cannot read profile ${path}`, { cause: e });
+    }
+    const profile = profileFromJson(text, path);
+    if (profile.nLayers !== nLayer || profile.nExperts !== nExpert) {
+      throw new EdgeMoeError(
+        "invalid_argument",
+        "create predictor",
+        `profile ${path} is for ${profile.nLayers} layers × ${profile.nExperts} experts, the model has ${nLayer} × ${nExpert}`,
+      );
+    }
+    return profile;
+  };
   switch (kind) {
     case "none":
       return noPredictor();
     case "lookahead":
       return lookaheadPredictor(depth);
-    case "table": {
+    case "table":
       if (!opts.profile) {
         throw new EdgeMoeError(
           "invalid_argument",
@@ -473,28 +496,14 @@ function makePredictor(opts: EngineOptions, file: GgufFile): Predictor {
           "the table predictor needs a profile (--profile FILE from `edgemoe profile`)",
         );
       }
-      let text: string;
-      try {
-        text = Deno.readTextFileSync(opts.profile);
-      } catch (e) {
-        throw new EdgeMoeError("io", "create predictor", `cannot read profile ${opts.profile}`, { cause: e });
-      }
-      const profile = profileFromJson(text, opts.profile);
-      const nLayer = file.getInt(`${a}.block_count`), nExpert = file.getInt(`${a}.expert_count`);
-      if (profile.nLayers !== nLayer || profile.nExperts !== nExpert) {
-        throw new EdgeMoeError(
-          "invalid_argument",
-          "create predictor",
-          `profile ${opts.profile} is for ${profile.nLayers} layers × ${profile.nExperts} experts, the model has ${nLayer} × ${nExpert}`,
-        );
-      }
-      return tablePredictor(profile, depth);
-    }
+      return tablePredictor(readProfile(opts.profile), depth);
+    case "combined":
+      return combinedPredictor(depth, nLayer, nExpert, opts.profile ? readProfile(opts.profile) : undefined);
     default:
       throw new EdgeMoeError(
         "invalid_argument",
         "create predictor",
-        `unknown predictor "${kind}"; known: none, lookahead, table`,
+        `unknown predictor "${kind}"; known: none, lookahead, table, combined`,
       );
   }
 }

@@ -1,7 +1,7 @@
 /**
  * The determinism contract as one enumeration: on the bundled (trained) demo
- * model, every combination of store, memory budget, cache policy, predictor
- * and thread count generates the same tokens — greedy ones equal to
+ * model, every combination of store, memory budget, cache policy, predictor,
+ * prefetch depth and thread count generates the same tokens — greedy ones equal to
  * llama.cpp's (tests/fixtures/demo), and sampled ones (temperature 0.8, fixed
  * seed) equal to each other.
  */
@@ -33,7 +33,7 @@ function run(opts: EngineOptions, temp: number): number[] {
     .filter((t) => t.id >= 0).map((t) => t.id);
 }
 
-Deno.test("determinism: the same tokens for every store × budget × policy × predictor × thread count", () => {
+Deno.test("determinism: the same tokens for every store × budget × policy × predictor × depth × thread count", () => {
   const dir = Deno.makeTempDirSync();
   const profile = `${dir}/profile.json`;
   {
@@ -51,9 +51,15 @@ Deno.test("determinism: the same tokens for every store × budget × policy × p
     const smallest = smallestBudget(store);
     for (const memBudget of [smallest, smallest + (1 << 20)]) {
       for (const cachePolicy of ["lru", "lfu", "edgemoe"]) {
-        for (const predictor of ["none", "lookahead", "table"] as const) {
+        for (const predictor of ["none", "lookahead", "table", "combined"] as const) {
           for (const threads of [1, 2]) combos.push({ store, memBudget, cachePolicy, predictor, profile, threads });
         }
+      }
+    }
+    // Prefetch depths from one expert to all 16, where the budget leaves room to prefetch.
+    for (const predictor of ["lookahead", "table", "combined"] as const) {
+      for (const prefetchDepth of [1, 3, 16]) {
+        combos.push({ store, memBudget: smallest + (1 << 20), predictor, profile, prefetchDepth, threads: 1 });
       }
     }
   }
@@ -67,6 +73,6 @@ Deno.test("determinism: the same tokens for every store × budget × policy × p
     assertEquals(sampled, sampledRef, `sampled, ${what}`);
   }
   console.log(`  ${combos.length} combinations × (greedy + sampled), ${N} tokens each: identical`);
-  assert(combos.length === 110);
+  assert(combos.length === 173);
   Deno.removeSync(dir, { recursive: true });
 });

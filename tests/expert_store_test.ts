@@ -3,6 +3,7 @@ import { ExpertStore, type ExpertStoreOptions } from "../src/store/expert_store.
 import { cachePolicy, edgemoe, lfu, lru } from "../src/store/policy.ts";
 import type { ExpertWeights, TensorData } from "../src/models/weights.ts";
 import { EdgeMoeError } from "../src/errors.ts";
+import type { SlotReaderOptions } from "../ffi/slot_reader.ts";
 import { assert, assertEquals, assertThrows } from "../src/std/assert.ts";
 
 const LAYERS = 3, EXPERTS = 4, PART = 6000; // deliberately not a multiple of 4096
@@ -24,9 +25,15 @@ function tensor(name: string, data: Uint8Array): TensorData {
   return { name, type: 0, dims: [PART / 4], data };
 }
 
-function setup(lib: NativeLibrary, slots: number, policy = lru, checksums = true) {
+function setup(
+  lib: NativeLibrary,
+  slots: number,
+  policy = lru,
+  checksums = true,
+  readerOpts: Partial<SlotReaderOptions> = { backend: "uring" },
+) {
   const { path, content, dir } = makeModelFile();
-  const reader = lib.openSlotReader(path, { slotCount: slots, slotBytes: PART + 4096, backend: "uring" });
+  const reader = lib.openSlotReader(path, { slotCount: slots, slotBytes: PART + 4096, ...readerOpts });
   const opts: ExpertStoreOptions = {
     nLayers: LAYERS,
     nExperts: EXPERTS,
@@ -114,13 +121,15 @@ Deno.test("expert store: prefetched experts are hits, and prefetch never evicts 
     expectExpert(content, next.experts[0], 1, 3);
     let s = store.stats();
     assertEquals([s.prefetches, s.prefetchUsed, s.hits], [1, 1, 1]);
-    // A prefetch never used, then evicted: counted as wasted, with its bytes.
+    // A prefetch never used: evicted once read (counted as wasted, with its bytes), or cancelled if the router
+    // picked other experts of its layer while its read was still in flight.
     store.prefetch(2, new Uint32Array([0]));
     store.acquire(2, new Uint32Array([1]))[Symbol.dispose]();
     store.acquire(2, new Uint32Array([2]))[Symbol.dispose]();
     store.acquire(2, new Uint32Array([3]))[Symbol.dispose]();
     s = store.stats();
-    assertEquals([s.prefetchWasted, s.prefetchWastedBytes], [1, 3 * PART]);
+    assertEquals(s.prefetchWasted + s.prefetchCancelled, 1);
+    assertEquals(s.prefetchWastedBytes, s.prefetchWasted * 3 * PART);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
@@ -158,4 +167,84 @@ Deno.test("cache policies rank as specified", () => {
   assertEquals(edgemoe.victim(c, 0, 3), c[2]);
   assertEquals(cachePolicy("lfu"), lfu);
   assert(assertThrows(() => cachePolicy("fifo"), EdgeMoeError).message.includes("lru, lfu, edgemoe"));
+});
+
+Deno.test("expert store: superseded prefetches still queued are cancelled, reads in flight stay bounded, and cancelled experts read correctly later", () => {
+  using lib = NativeLibrary.open();
+  // pread with one read at a time, each slowed by 20 ms: prefetches are still queued or in flight when superseded.
+  for (
+    const readerOpts of [{ backend: "pread", maxInFlight: 1, threads: 3, readDelayUs: 20_000 }, {
+      backend: "uring",
+      maxInFlight: 2,
+      queueDepth: 2,
+    }] as const
+  ) {
+    const { store, content, dir } = setup(lib, 12, lru, true, readerOpts); // four experts fit
+    try {
+      using _ = store;
+      // The router picks expert 3 of layer 1: the three guesses still in flight are stopped, their slots freed.
+      store.prefetch(1, new Uint32Array([0, 1, 2]));
+      {
+        using lease = store.acquire(1, new Uint32Array([3]));
+        expectExpert(content, lease.experts[0], 1, 3);
+      }
+      let s = store.stats();
+      if (readerOpts.backend === "pread") {
+        // One read (the first part of expert 0) may already be in flight: it is left to complete.
+        assertEquals([s.prefetches, s.prefetchCancelled], [3, 3]);
+        assert(s.cancelledTotal === 8 || s.cancelledTotal === 9, `${s.cancelledTotal} reads cancelled`);
+        // Every slot is free again: four experts of another layer fit without evicting anything.
+        using all = store.acquire(2, new Uint32Array([0, 1, 2]));
+        all.experts.forEach((e, i) => expectExpert(content, e, 2, i));
+        assertEquals(store.stats().evictions, 0);
+      }
+      // A cancelled expert acquired later is read again, exactly.
+      using again = store.acquire(1, new Uint32Array([0, 2]));
+      expectExpert(content, again.experts[0], 1, 0);
+      expectExpert(content, again.experts[1], 1, 2);
+      again[Symbol.dispose]();
+      // A prefetch whose slots are needed by the current layer is cancelled, not waited for.
+      store.prefetch(0, new Uint32Array([0, 1, 2, 3]));
+      using cur = store.acquire(2, new Uint32Array([1, 2, 3]));
+      cur.experts.forEach((e, i) => expectExpert(content, e, 2, i + 1));
+      s = store.stats();
+      assert(
+        s.inFlightMax <= readerOpts.maxInFlight,
+        `${s.inFlightMax} reads in flight, bound ${readerOpts.maxInFlight}`,
+      );
+      assertEquals(s.checksumFailuresTotal, 0);
+      if (readerOpts.backend === "pread") assert(s.prefetchCancelled >= 4, `${s.prefetchCancelled} cancelled`);
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  }
+});
+
+Deno.test("expert store: the slots of a partly read prefetch are reused safely while its read is in flight", () => {
+  using lib = NativeLibrary.open();
+  // One prefetch read at a time: the first part of expert 0 is in flight when the router picks expert 3
+  // (uring: handed to the kernel at submit; pread: slowed to 20 ms).
+  for (
+    const readerOpts of [
+      { backend: "uring", maxInFlight: 2, queueDepth: 2 },
+      { backend: "pread", maxInFlight: 1, threads: 1, readDelayUs: 20_000 },
+    ] as const
+  ) {
+    const { store, content, dir } = setup(lib, 12, lru, true, readerOpts);
+    try {
+      using _ = store;
+      store.prefetch(1, new Uint32Array([0, 1, 2]));
+      // The freed slots are taken at once by the next layer's prefetches, before anything is waited for.
+      using lease = store.acquire(1, new Uint32Array([3]), () => store.prefetch(2, new Uint32Array([0, 1])));
+      expectExpert(content, lease.experts[0], 1, 3);
+      lease[Symbol.dispose]();
+      using next = store.acquire(2, new Uint32Array([1, 0]));
+      expectExpert(content, next.experts[0], 2, 1);
+      expectExpert(content, next.experts[1], 2, 0);
+      const s = store.stats();
+      assertEquals([s.prefetchCancelled, s.prefetchUsed, s.checksumFailuresTotal], [3, 2, 0]);
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  }
 });

@@ -1,4 +1,5 @@
 import {
+  combinedPredictor,
   lookaheadPredictor,
   noPredictor,
   type PredictionContext,
@@ -84,4 +85,32 @@ Deno.test("predictor counters are exact on a replayed routing trace", () => {
   assertEquals({ predicted: s.predicted, correct: s.correct, actual: s.actual }, want);
   assertEquals(want, { predicted: 12, correct: 8, actual: 12 });
   assertEquals([s.perLayer[1].correct, s.perLayer[2].correct], [4, 4]);
+});
+
+Deno.test("combined predictor: learns transitions while decoding and blends them in where look-ahead is wrong", () => {
+  // Layer 0 routes to a = t mod 4; layer 1 to (a + 1) mod 4, while layer 1's router logits always favour expert 0.
+  const logits = new Float32Array([5, 0, 0, 0]);
+  const replay = (p: ReturnType<typeof combinedPredictor>, tokens: number) => {
+    for (let t = 0; t < tokens; t++) {
+      const routed = [new Uint32Array([t % 4])];
+      p.observe(0, routed[0]);
+      p.predict(1, ctx(routed, logits));
+      p.observe(1, new Uint32Array([(t + 1) % 4]));
+    }
+    return p.stats();
+  };
+  // Without a profile: look-ahead alone first (right only when a = 3); the first cycle fills the table; at
+  // token 4 the table's guess is seen to be right, and from token 5 on the chosen blend follows it.
+  const learned = replay(combinedPredictor(1, 2, 4), 12);
+  assertEquals([learned.predicted, learned.correct, learned.actual], [12, 8, 12]);
+  assertEquals(replay(lookaheadPredictor(1), 12).correct, 3);
+  // A profile of the same routing seeds the table: only the first guess (look-ahead, no evidence yet) is wrong.
+  const b = new ProfileBuilder(2, 4);
+  for (let a = 0; a < 4; a++) {
+    b.record(0, new Uint32Array([a]));
+    b.record(1, new Uint32Array([(a + 1) % 4]));
+  }
+  const seeded = replay(combinedPredictor(1, 2, 4, b.profile()), 12);
+  assertEquals([seeded.predicted, seeded.correct, seeded.actual], [12, 11, 12]);
+  assertThrows(() => combinedPredictor(1, 3, 4, b.profile()), EdgeMoeError, "profile is for 2 layers");
 });

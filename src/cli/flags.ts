@@ -77,8 +77,8 @@ export const ENGINE_HELP = `model:
   --mem-budget SIZE        bytes the process may use: 4096, 512MiB, 4G, 1.5GiB (default: 90% of available)
   --store S                ram | uring | pread | mmap (default: ram if all fits the budget, else uring)
   --cache-policy P         lru | lfu | edgemoe (default lru)
-  --predictor P            none | lookahead | table (default lookahead)
-  --profile FILE           routing profile for --predictor table (edgemoe profile)
+  --predictor P            none | lookahead | table | combined (default combined)
+  --profile FILE           routing profile for --predictor table or combined (edgemoe profile)
   --prefetch-depth N       experts to prefetch per layer (default: experts per token)
   --kv-type T              KV cache type: f32 | f16 (default f32; f16 halves its memory)`;
 
@@ -92,7 +92,7 @@ export function engineOptions(a: Args): EngineOptions {
     memBudget: a["mem-budget"] as string | undefined,
     store: choiceFlag(a, "store", ["ram", "uring", "pread", "mmap"] as const),
     cachePolicy: choiceFlag(a, "cache-policy", ["lru", "lfu", "edgemoe"] as const),
-    predictor: choiceFlag(a, "predictor", ["none", "lookahead", "table"] as const),
+    predictor: choiceFlag(a, "predictor", ["none", "lookahead", "table", "combined"] as const),
     profile: a.profile as string | undefined,
     prefetchDepth: depth,
     kvType: choiceFlag(a, "kv-type", ["f32", "f16"] as const),

@@ -92,9 +92,9 @@ export function run(argv: string[]): number {
       lines.push(
         `prefetch: ${st.prefetches} experts, ${st.prefetchUsed} used, ${st.prefetchWasted} evicted unused (${
           formatSize(st.prefetchWastedBytes)
-        } wasted); per token: ${formatSize(st.bytesReadTotal / Math.max(1, s.tokensEvaluated))} read, ${
-          (st.waitNsTotal / 1e6 / Math.max(1, s.tokensEvaluated)).toFixed(2)
-        } ms stalled on I/O`,
+        } wasted), ${st.prefetchCancelled} cancelled before their read completed; per token: ${
+          formatSize(st.bytesReadTotal / Math.max(1, s.tokensEvaluated))
+        } read, ${(st.waitNsTotal / 1e6 / Math.max(1, s.tokensEvaluated)).toFixed(2)} ms stalled on I/O`,
       );
     }
     lines.push(`peak RSS: ${formatSize(s.peakRssBytes)} (${s.peakRssBytes} bytes)`);

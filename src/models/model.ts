@@ -15,7 +15,7 @@
  */
 import { EdgeMoeError } from "../errors.ts";
 import type { NativeLibrary, ThreadPool } from "../../ffi/native.ts";
-import { createRouter, type Router } from "../router/router.ts";
+import { createRouter, type Router, topK } from "../router/router.ts";
 import { type ArchSpec, archSpec } from "./arch.ts";
 import { addInPlace, dequantizeRow, matmul, matrixShape } from "./ops.ts";
 import { type ExpertSource, type ModelWeights, residentExperts, type TensorData } from "./weights.ts";
@@ -258,6 +258,7 @@ export class MoeModel {
       const L = this.#layers[l];
       this.#lib.rmsNorm(x, L.attnNorm, hp.eps, n);
       addInPlace(x, this.#attention(l, L, n, 1, pos));
+      this.#experts.poll?.();
       this.#lib.rmsNorm(x, L.ffnNorm, hp.eps, n);
       addInPlace(x, this.#moe(l, L, n));
     }
@@ -328,9 +329,14 @@ export class MoeModel {
       const ys: Float32Array[][] = routing.map((r) => new Array(r.ids.length));
       const ids = [...users.keys()].sort((a, b) => a - b);
       const group = Math.max(1, Math.min(ids.length, capacity));
+      // Pipeline: while this layer's experts compute, read those the next layer's router picks on these
+      // inputs — only when this layer's experts are all held at once (a prefetch could evict the rest).
+      const prefetchNext = ids.length <= capacity && this.#predictor?.name !== "none" && l + 1 < hp.nLayer
+        ? () => this.#experts.prefetch(l + 1, this.#lookaheadVotes(l + 1, ns, T))
+        : undefined;
       for (let g = 0; g < ids.length; g += group) {
         const chunk = new Uint32Array(ids.slice(g, g + group));
-        using lease = this.#experts.acquire(l, chunk);
+        using lease = this.#experts.acquire(l, chunk, g === 0 ? prefetchNext : undefined);
         lease.experts.forEach((e, k) => {
           // Gather the expert's tokens into one matrix, run it once, hand each token its row.
           const served = users.get(chunk[k])!;
@@ -338,6 +344,7 @@ export class MoeModel {
           served.forEach(([t], j) => m.set(row(ns, t), j * d));
           const y = this.#ffn(e.gate, e.up, e.down, m, served.length);
           served.forEach(([t, i], j) => (ys[t][i] = row(y, j)));
+          this.#experts.poll?.();
         });
       }
       const out = new Float32Array(T * d);
@@ -357,6 +364,20 @@ export class MoeModel {
     const logits = new Float32Array(hp.nVocab);
     this.#mv(this.#output, n, logits);
     return logits;
+  }
+
+  /** Experts `layer`'s router picks for any of the `T` rows of `inputs`, the most picked first. */
+  #lookaheadVotes(layer: number, inputs: Float32Array, T: number): Uint32Array {
+    const votes = new Map<number, number>();
+    const E = this.hp.nExpert;
+    const logits = new Float32Array(T * E);
+    this.#mm(this.#layers[layer].router, inputs, logits, T);
+    for (let t = 0; t < T; t++) {
+      for (const id of topK(logits.subarray(t * E, (t + 1) * E), this.hp.nExpertUsed)) {
+        votes.set(id, (votes.get(id) ?? 0) + 1);
+      }
+    }
+    return Uint32Array.from([...votes].sort((a, b) => b[1] - a[1] || a[0] - b[0]).map(([id]) => id));
   }
 
   #mv(w: TensorData, x: Float32Array, y: Float32Array): void {
@@ -436,10 +457,13 @@ export class MoeModel {
     this.#predictor?.observe(l, ids);
     const out = new Float32Array(this.hp.nEmbd);
     {
-      using lease = this.#experts.acquire(l, ids);
-      // Pipeline: this layer's experts are pinned; start reading the next layer's guesses
-      // so they arrive while this layer's experts and the next attention compute.
-      if (this.#predictor && l + 1 < this.hp.nLayer) {
+      // Pipeline: once this layer's experts are pinned and their reads started, start reading the
+      // next layer's guesses, so they arrive while this layer's reads, its experts and the next
+      // attention run.
+      let predicted = false;
+      const prefetchNext = () => {
+        predicted = true;
+        if (!this.#predictor || l + 1 >= this.hp.nLayer) return;
         const next = this.#layers[l + 1];
         let cached: Float32Array | undefined;
         const guess = this.#predictor.predict(l + 1, {
@@ -454,11 +478,14 @@ export class MoeModel {
           },
         });
         if (guess.length > 0) this.#experts.prefetch(l + 1, guess);
-      }
+      };
+      using lease = this.#experts.acquire(l, ids, prefetchNext);
+      if (!predicted) prefetchNext();
       lease.experts.forEach((e, i) => {
         const y = this.#ffn(e.gate, e.up, e.down, n, 1);
         const w = weights[i];
         for (let j = 0; j < out.length; j++) out[j] += w * y[j];
+        this.#experts.poll?.();
       });
     }
     if (L.shared) this.#addShared(L.shared, n, out, 1);

@@ -48,10 +48,21 @@ export interface ExpertLease extends Disposable {
 export interface ExpertSource {
   /** How many experts can be held at once (undefined: no limit). */
   readonly capacity?: number;
-  /** The weights of experts `ids` of `layer`, held until the lease is disposed. */
-  acquire(layer: number, ids: Uint32Array): ExpertLease;
+  /**
+   * The weights of experts `ids` of `layer`, held until the lease is disposed.
+   * `whileReading`, if given, is called once the experts are pinned and their
+   * reads started, before waiting for them: further reads it starts (prefetches)
+   * overlap this wait and cannot evict these experts.
+   */
+  acquire(layer: number, ids: Uint32Array, whileReading?: () => void): ExpertLease;
   /** A hint that `ids` of `layer` will be needed soon (may start reads). */
   prefetch(layer: number, ids: Uint32Array): void;
+  /**
+   * Lets reads in flight progress without waiting: completed reads are reaped
+   * and queued ones started. Called between pieces of compute, so prefetches
+   * beyond the bound on reads in flight do not sit idle until the next wait.
+   */
+  poll?(): void;
 }
 
 /** One expert out of stacked `[cols, rows, n_expert]` tensors: the e-th equal byte slice. */
@@ -85,7 +96,8 @@ export function residentExperts(w: ModelWeights): ExpertSource {
     return single;
   };
   return {
-    acquire(layer, ids) {
+    acquire(layer, ids, whileReading) {
+      whileReading?.();
       const experts = [...ids].map((id) => ({
         gate: find(layer, id, "gate"),
         up: find(layer, id, "up"),

@@ -143,6 +143,92 @@ export function tablePredictor(profile: RoutingProfile, depth: number): Predicto
   };
 }
 
+/** Blends of look-ahead (weight w) and table (1 − w) scores the combined predictor chooses from. */
+const BLENDS = [0, 0.25, 0.5, 0.75, 1];
+
+/**
+ * Look-ahead and table combined. Each layer's guess is the top `depth` of
+ * `w·softmax(next router's logits) + (1 − w)·P(expert | previous layer's
+ * experts)`, where the blend weight w is, per layer, the one of
+ * {@linkcode BLENDS} whose guesses would have been right most often so far
+ * (look-ahead alone until there is evidence). The transition table starts from
+ * `profile` when one is given and keeps counting what the model routes, so
+ * without a profile it is learned while decoding.
+ */
+export function combinedPredictor(
+  depth: number,
+  nLayers: number,
+  nExperts: number,
+  profile?: RoutingProfile,
+): Predictor {
+  checkDepth(depth);
+  const E = nExperts;
+  if (profile && (profile.nLayers !== nLayers || profile.nExperts !== nExperts)) {
+    throw new EdgeMoeError(
+      "invalid_argument",
+      "create predictor",
+      `profile is for ${profile.nLayers} layers × ${profile.nExperts} experts, the model has ${nLayers} × ${nExperts}`,
+    );
+  }
+  const s = new Scorer();
+  const transitions = Array.from(
+    { length: Math.max(0, nLayers - 1) },
+    (_, l) => profile ? Float64Array.from(profile.transitions[l]) : new Float64Array(E * E),
+  );
+  const hits = Array.from({ length: nLayers }, () => new Float64Array(BLENDS.length));
+  const candidates = new Map<number, Uint32Array[]>();
+  const routed: (Uint32Array | undefined)[] = new Array(nLayers);
+  const lookahead = new Float32Array(E), table = new Float32Array(E), blend = new Float32Array(E);
+  return {
+    name: "combined",
+    predict(layer, ctx) {
+      const logits = ctx.routerLogits();
+      let max = -Infinity;
+      for (const v of logits) max = Math.max(max, v);
+      let z = 0;
+      for (let j = 0; j < E; j++) z += lookahead[j] = Math.exp(logits[j] - max);
+      for (let j = 0; j < E; j++) lookahead[j] /= z;
+      table.fill(0);
+      const prev = layer > 0 ? ctx.routed[layer - 1] : undefined;
+      if (prev && prev.length > 0) {
+        const co = transitions[layer - 1];
+        for (const i of prev) {
+          let total = 0;
+          for (let j = 0; j < E; j++) total += co[i * E + j];
+          if (total > 0) { for (let j = 0; j < E; j++) table[j] += co[i * E + j] / (total * prev.length); }
+        }
+      }
+      const guesses = BLENDS.map((w) => {
+        for (let j = 0; j < E; j++) blend[j] = w * lookahead[j] + (1 - w) * table[j];
+        return topK(blend, Math.min(depth, E));
+      });
+      candidates.set(layer, guesses);
+      // The blend right most often so far; ties go to the larger look-ahead weight.
+      const h = hits[layer];
+      let best = BLENDS.length - 1;
+      for (let b = BLENDS.length - 2; b >= 0; b--) if (h[b] > h[best]) best = b;
+      return s.record(layer, guesses[best]);
+    },
+    observe(layer, ids) {
+      s.observe(layer, ids);
+      const guesses = candidates.get(layer);
+      if (guesses) {
+        candidates.delete(layer);
+        guesses.forEach((g, b) => {
+          for (const id of ids) if (g.includes(id)) hits[layer][b]++;
+        });
+      }
+      const prev = layer > 0 ? routed[layer - 1] : undefined;
+      if (prev) {
+        const co = transitions[layer - 1];
+        for (const i of prev) for (const j of ids) co[i * E + j]++;
+      }
+      routed[layer] = ids;
+    },
+    stats: () => s.snapshot(),
+  };
+}
+
 function checkDepth(depth: number): void {
   if (!Number.isInteger(depth) || depth < 1) {
     throw new EdgeMoeError(

@@ -3,7 +3,9 @@
  * slots only when the router (or a prefetch) asks for them. A cached expert
  * is reused; when no slot is free, the cache policy picks an unpinned victim.
  * `acquire` pins the experts of a layer until the lease is disposed, so a
- * prefetch can never evict what the current layer is using.
+ * prefetch can never evict what the current layer is using. A prefetch still
+ * in flight when it is superseded (its layer was routed elsewhere, or its
+ * slots are needed) is cancelled, not waited for.
  *
  * @module
  */
@@ -40,6 +42,8 @@ export interface ExpertStoreStats extends SlotReaderStats {
   /** Prefetched experts evicted without ever being acquired, and the bytes read for them. */
   prefetchWasted: number;
   prefetchWastedBytes: number;
+  /** Prefetches cancelled before their read completed (superseded, or their slots were needed). */
+  prefetchCancelled: number;
   evictions: number;
 }
 
@@ -78,6 +82,7 @@ export class ExpertStore implements ExpertSource, Disposable {
     prefetchUsed: 0,
     prefetchWasted: 0,
     prefetchWastedBytes: 0,
+    prefetchCancelled: 0,
     evictions: 0,
   };
 
@@ -130,21 +135,34 @@ export class ExpertStore implements ExpertSource, Disposable {
     for (const [k, e] of this.#entries) if (e.pins === 0 && !keep.has(k)) candidates.push(e);
     if (candidates.length === 0) return undefined;
     const v = this.#opts.policy.victim(candidates, this.#currentLayer, this.#opts.nLayers) as Entry;
-    if (!v.loaded) {
-      // A prefetch still in flight (or never waited for): the kernel may be writing its slots; let it finish.
-      for (let i = 0; i < this.#opts.partsPerExpert; i++) {
-        try {
-          this.#reader.wait(v.group * this.#opts.partsPerExpert + i);
-        } catch { /* its bytes are discarded anyway */ }
+    // A prefetch still in flight is cancelled (a later submit into its slots waits until the kernel lets go).
+    if (!this.#cancel(v, true)) {
+      this.#entries.delete(v.layer * this.#opts.nExperts + v.id);
+      this.#counters.evictions++;
+      if (v.prefetched) {
+        this.#counters.prefetchWasted++;
+        this.#counters.prefetchWastedBytes += v.layout.parts.reduce((n, p) => n + p.length, 0);
       }
     }
-    this.#entries.delete(v.layer * this.#opts.nExperts + v.id);
-    this.#counters.evictions++;
-    if (v.prefetched) {
-      this.#counters.prefetchWasted++;
-      this.#counters.prefetchWastedBytes += v.layout.parts.reduce((n, p) => n + p.length, 0);
-    }
     return v.group;
+  }
+
+  /**
+   * Stops the reads of an unpinned entry not yet waited for (only queued ones
+   * unless `inFlight`); true if any was stopped (the entry is then forgotten,
+   * its slots free to reuse).
+   */
+  #cancel(e: Entry, inFlight: boolean): boolean {
+    if (e.loaded) return false;
+    const slots = Array.from({ length: this.#opts.partsPerExpert }, (_, i) => e.group * this.#opts.partsPerExpert + i);
+    let stopped = false;
+    for (const slot of slots) if (this.#reader.cancel(slot, inFlight)) stopped = true;
+    if (!stopped) return false;
+    // A partly read expert is of no use: stop its reads still in flight too, so its slots can be reused.
+    if (!inFlight) { for (const slot of slots) this.#reader.cancel(slot, true); }
+    this.#entries.delete(e.layer * this.#opts.nExperts + e.id);
+    this.#counters.prefetchCancelled++;
+    return true;
   }
 
   #load(layer: number, id: number, group: number, prefetched: boolean): Entry {
@@ -157,7 +175,7 @@ export class ExpertStore implements ExpertSource, Disposable {
       );
     }
     layout.parts.forEach((p, i) =>
-      this.#reader.submit(group * this.#opts.partsPerExpert + i, p.offset, p.length, p.checksum)
+      this.#reader.submit(group * this.#opts.partsPerExpert + i, p.offset, p.length, p.checksum, prefetched)
     );
     const key = layer * this.#opts.nExperts + id;
     const e: Entry = {
@@ -212,12 +230,13 @@ export class ExpertStore implements ExpertSource, Disposable {
 
   /**
    * Pins and returns experts `ids` of `layer`, reading the missing ones (all
-   * submitted before any is waited for).
+   * submitted before any is waited for). `whileReading` runs after the reads
+   * are submitted and before they are waited for (see `ExpertSource`).
    *
    * @throws {EdgeMoeError} `out_of_memory` if the arena cannot hold this layer's experts at once;
    * `io` / `corrupt_data` if a read fails (naming the expert).
    */
-  acquire(layer: number, ids: Uint32Array): ExpertLease {
+  acquire(layer: number, ids: Uint32Array, whileReading?: () => void): ExpertLease {
     this.#currentLayer = layer;
     const keys = [...ids].map((id) => this.#key(layer, id));
     const keep = new Set(keys);
@@ -227,6 +246,15 @@ export class ExpertStore implements ExpertSource, Disposable {
         "acquire experts",
         `layer ${layer} needs ${keep.size} experts at once but the store holds ${this.capacity}`,
       );
+    }
+    // Guesses for this layer that the router did not pick: drop those still queued, so the reads this
+    // layer needs do not wait behind them. Those already in flight are left to complete (the kernel
+    // rarely stops a file read it has started, and reusing their slots now would wait for it) and
+    // become the least recently used experts, the first a policy evicts.
+    for (const [k, e] of this.#entries) {
+      if (e.layer !== layer || !e.prefetched || e.pins > 0 || keep.has(k)) continue;
+      if (this.#cancel(e, false)) this.#freeGroups.push(e.group);
+      else e.lastUse = 0;
     }
     const entries: Entry[] = [];
     for (let i = 0; i < keys.length; i++) {
@@ -257,6 +285,7 @@ export class ExpertStore implements ExpertSource, Disposable {
     }
     let experts: ExpertWeights[];
     try {
+      whileReading?.();
       experts = entries.map((e) => this.#finish(e));
     } catch (err) {
       for (const e of entries) e.pins--;
@@ -271,6 +300,11 @@ export class ExpertStore implements ExpertSource, Disposable {
         for (const e of entries) e.pins--;
       },
     };
+  }
+
+  /** Reaps completed reads and starts queued ones, without waiting (see `ExpertSource.poll`). */
+  poll(): void {
+    this.#reader.poll();
   }
 
   /** Counters: cache hits and misses, prefetch use, evictions, and the reader's I/O totals. */

@@ -22,7 +22,7 @@ const act = @import("kernels/act.zig");
 const attention_k = @import("kernels/attention.zig");
 
 /// Bumped whenever an export changes name, parameters or meaning.
-pub const abi_version: u32 = 2;
+pub const abi_version: u32 = 3;
 
 const Error = status.Error;
 
@@ -149,8 +149,9 @@ fn storeOpen(path: ?[*]const u8, path_len: usize, opts: ?*const store.Options, o
     o.* = s;
 }
 
-fn storeSubmit(h: ?*anyopaque, slot: u32, offset: u64, len: u64, expected: u64) Error!void {
-    try (try storeFrom(h)).submit(slot, offset, len, expected);
+fn storeSubmit(h: ?*anyopaque, slot: u32, offset: u64, len: u64, expected: u64, speculative: u32) Error!void {
+    if (speculative > 1) return status.fail(error.InvalidArgument, "speculative must be 0 or 1, got {d}", .{speculative});
+    try (try storeFrom(h)).submit(slot, offset, len, expected, speculative == 1);
 }
 
 fn storeWait(h: ?*anyopaque, slot: u32, out: ?*usize) Error!void {
@@ -161,6 +162,12 @@ fn storeWait(h: ?*anyopaque, slot: u32, out: ?*usize) Error!void {
 fn storeStats(h: ?*anyopaque, out: ?*store.Stats) Error!void {
     const o = out orelse return status.fail(error.NullPointer, "out is null", .{});
     o.* = (try storeFrom(h)).stats;
+}
+
+fn storeCancel(h: ?*anyopaque, slot: u32, in_flight: u32, out: ?*u32) Error!void {
+    const o = out orelse return status.fail(error.NullPointer, "out is null", .{});
+    if (in_flight > 1) return status.fail(error.InvalidArgument, "in_flight must be 0 or 1, got {d}", .{in_flight});
+    o.* = @intFromBool(try (try storeFrom(h)).cancel(slot, in_flight == 1));
 }
 
 fn checksum64(ptr: ?[*]const u8, len: usize, out: ?*u64) Error!void {
@@ -270,11 +277,12 @@ export fn emoe_store_close(h: ?*anyopaque) i32 {
     return 0;
 }
 
-/// i32 emoe_store_submit(void* store, u32 slot, u64 offset, u64 len, u64 checksum): starts
-/// reading file bytes offset..offset+len into `slot`; checksum 0 skips verification.
-export fn emoe_store_submit(h: ?*anyopaque, slot: u32, offset: u64, len: u64, expected: u64) i32 {
+/// i32 emoe_store_submit(void* store, u32 slot, u64 offset, u64 len, u64 checksum, u32 speculative):
+/// starts reading file bytes offset..offset+len into `slot`; checksum 0 skips verification;
+/// speculative 1 marks a prefetch, which yields to needed reads.
+export fn emoe_store_submit(h: ?*anyopaque, slot: u32, offset: u64, len: u64, expected: u64, speculative: u32) i32 {
     status.clear();
-    return status.call(storeSubmit(h, slot, offset, len, expected));
+    return status.call(storeSubmit(h, slot, offset, len, expected, speculative));
 }
 
 /// i32 emoe_store_wait(void* store, u32 slot, usize* out_addr): blocks until the slot is
@@ -294,6 +302,14 @@ export fn emoe_store_poll(h: ?*anyopaque) i32 {
 export fn emoe_store_stats(h: ?*anyopaque, out: ?*store.Stats) i32 {
     status.clear();
     return status.call(storeStats(h, out));
+}
+
+/// i32 emoe_store_cancel(void* store, u32 slot, u32 in_flight, u32* out_cancelled): stops the
+/// read into `slot` if it has not completed (a queued read is dropped; one in flight is cancelled
+/// if in_flight is 1, else left alone); writes 1 if a read was stopped, else 0 (the slot is as it was).
+export fn emoe_store_cancel(h: ?*anyopaque, slot: u32, in_flight: u32, out: ?*u32) i32 {
+    status.clear();
+    return status.call(storeCancel(h, slot, in_flight, out));
 }
 
 /// i32 emoe_checksum64(u8* bytes, usize len, u64* out): XXH64 (seed 0) of the bytes.

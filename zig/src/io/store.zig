@@ -8,6 +8,16 @@
 //!   mmap   the file mapped read-only; a submit is madvise(WILLNEED) and a
 //!          slot's data is the mapping itself (the page-cache baseline).
 //!
+//! At most `max_in_flight` reads are in the kernel (uring) or in a reader
+//! thread (pread) at once, and of those at most half (at least one) may be
+//! speculative (prefetches), so a read the caller needs never queues behind
+//! more than that; further submits wait in a FIFO queue, and waiting for a
+//! queued slot makes it a needed read at the front of the queue. `cancel` stops a read that is no longer wanted: a
+//! queued one is dropped, one in the kernel gets IORING_OP_ASYNC_CANCEL, one
+//! a reader thread has started finishes and is discarded. A cancelled slot is
+//! never returned as data, and a submit into it waits until the kernel is done
+//! with its memory.
+//!
 //! With O_DIRECT a read is widened to 4096-byte boundaries; the slot's data
 //! then starts `offset % 4096` bytes in. A read that ends early (truncated
 //! file), fails (EIO) or whose bytes do not hash to the expected checksum
@@ -45,6 +55,11 @@ pub const Options = extern struct {
     fault_mode: u32 = 0,
     /// 1-based index of the read (in submission order) that the fault hits; 0: every read.
     fault_after: u32 = 0,
+    /// Most reads in flight at once; 0: queue_depth (uring) or threads (pread). Ignored by mmap.
+    max_in_flight: u32 = 0,
+    /// Testing hook (pread): each read sleeps this many microseconds before it starts, so reads
+    /// stay in flight long enough for tests to see the bound and cancellation at work.
+    read_delay_us: u32 = 0,
     _reserved: u32 = 0,
 };
 
@@ -52,7 +67,9 @@ const Fault = enum(u32) { none = 0, eio = 1, short = 2 };
 
 comptime {
     // ffi/symbols.ts STORE_OPTIONS_LAYOUT relies on this layout.
-    std.debug.assert(@sizeOf(Options) == 40);
+    std.debug.assert(@sizeOf(Options) == 48);
+    std.debug.assert(@offsetOf(Options, "max_in_flight") == 36);
+    std.debug.assert(@offsetOf(Options, "read_delay_us") == 40);
     std.debug.assert(@offsetOf(Options, "fault_mode") == 28);
     std.debug.assert(@offsetOf(Options, "fault_after") == 32);
     std.debug.assert(@offsetOf(Options, "slot_bytes") == 8);
@@ -71,13 +88,38 @@ pub const Stats = extern struct {
     io_errors_total: u64 = 0,
     direct: u64 = 0,
     backend: u64 = 0,
+    /// The most reads that were in flight at once (never above `max_in_flight`).
+    in_flight_max: u64 = 0,
+    /// Reads cancelled before they completed (dropped from the queue or stopped in flight).
+    cancelled_total: u64 = 0,
+    /// The most speculative reads that were in flight at once (never above half of `max_in_flight`).
+    speculative_in_flight_max: u64 = 0,
 
     comptime {
-        std.debug.assert(@sizeOf(Stats) == 8 * 8); // ffi/symbols.ts STORE_STATS_FIELDS
+        std.debug.assert(@sizeOf(Stats) == 11 * 8); // ffi/symbols.ts STORE_STATS_FIELDS
     }
 };
 
-const SlotState = enum(u8) { empty, loading, ready, failed };
+const SlotState = enum(u8) {
+    empty,
+    /// Submitted, waiting in the queue for a free place in flight.
+    queued,
+    /// In the kernel (uring) or in a reader thread (pread).
+    loading,
+    ready,
+    failed,
+    /// Cancelled while in flight: the kernel or a reader thread may still write the slot.
+    cancelling,
+    /// Cancelled; holds no data.
+    cancelled,
+
+    fn busy(s: SlotState) bool {
+        return s == .queued or s == .loading;
+    }
+};
+
+/// user_data of an IORING_OP_ASYNC_CANCEL (reads use the slot index, always below this).
+const cancel_tag: u64 = 1 << 63;
 
 const Slot = struct {
     state: SlotState = .empty,
@@ -93,6 +135,8 @@ const Slot = struct {
     failure: Error = error.InputOutput,
     /// The injected fault this read gets (decided at submit).
     fault: Fault = .none,
+    /// A prefetch: started only while fewer than `max_speculative` speculative reads are in flight.
+    speculative: bool = false,
 };
 
 const max_slots = 1 << 20;
@@ -108,18 +152,26 @@ pub const Store = struct {
     arena: []align(direct_align) u8,
     slots: []Slot,
     stats: Stats = .{},
+    /// Reads in the kernel (uring) or in a reader thread (pread), and the bound on them.
+    in_flight: u32 = 0,
+    max_in_flight: u32 = 1,
+    speculative_in_flight: u32 = 0,
+    max_speculative: u32 = 1,
+    /// Submitted reads not yet started, oldest first (a ring of slot indices).
+    queue: []u32 = &.{},
+    queue_head: usize = 0,
+    queue_len: usize = 0,
     // uring
     ring: ?linux.IoUring = null,
-    in_flight: u32 = 0,
+    /// IORING_OP_ASYNC_CANCEL requests whose completion has not been reaped.
+    cancels_in_kernel: u32 = 0,
     // pread
     mutex: std.Thread.Mutex = .{},
     work_cond: std.Thread.Condition = .{},
     done_cond: std.Thread.Condition = .{},
-    queue: []u32 = &.{},
-    queue_head: usize = 0,
-    queue_len: usize = 0,
     stopping: bool = false,
     threads: []std.Thread = &.{},
+    read_delay_ns: u64 = 0,
     // mmap
     map: ?[]align(std.heap.page_size_min) u8 = null,
     // fault injection
@@ -173,6 +225,7 @@ pub const Store = struct {
         self.slots = alloc.alloc(Slot, opts.slot_count) catch return error.OutOfMemory;
         errdefer alloc.free(self.slots);
         @memset(self.slots, .{});
+        self.read_delay_ns = @as(u64, opts.read_delay_us) * std.time.ns_per_us;
 
         switch (backend) {
             .mmap => {
@@ -193,6 +246,13 @@ pub const Store = struct {
             .uring => {
                 if (opts.queue_depth == 0 or opts.queue_depth > 4096)
                     return status.fail(error.InvalidArgument, "queue_depth {d} must be in 1..4096", .{opts.queue_depth});
+                if (opts.max_in_flight > opts.queue_depth)
+                    return status.fail(error.InvalidArgument, "max_in_flight {d} must not exceed queue_depth {d}", .{ opts.max_in_flight, opts.queue_depth });
+                self.max_in_flight = if (opts.max_in_flight == 0) opts.queue_depth else opts.max_in_flight;
+                self.max_speculative = @max(1, self.max_in_flight / 2);
+                self.queue = alloc.alloc(u32, opts.slot_count) catch return error.OutOfMemory;
+                errdefer alloc.free(self.queue);
+                // Room in the rings for every read in flight plus one cancel request for each.
                 const entries = std.math.ceilPowerOfTwo(u16, @intCast(opts.queue_depth)) catch unreachable;
                 self.ring = linux.IoUring.init(entries, 0) catch |e|
                     return status.fail(error.Unsupported, "io_uring is not available here ({s}); use the pread backend", .{@errorName(e)});
@@ -200,6 +260,8 @@ pub const Store = struct {
             .pread => {
                 if (opts.threads == 0 or opts.threads > max_threads)
                     return status.fail(error.InvalidArgument, "threads {d} must be in 1..{d}", .{ opts.threads, max_threads });
+                self.max_in_flight = if (opts.max_in_flight == 0) opts.threads else opts.max_in_flight;
+                self.max_speculative = @max(1, self.max_in_flight / 2);
                 self.queue = alloc.alloc(u32, opts.slot_count) catch return error.OutOfMemory;
                 errdefer alloc.free(self.queue);
                 self.threads = alloc.alloc(std.Thread, opts.threads) catch return error.OutOfMemory;
@@ -238,8 +300,9 @@ pub const Store = struct {
 
     pub fn close(self: *Store) void {
         if (self.ring) |*r| {
-            // Reap what is in flight so the kernel is done with the arena.
-            while (self.in_flight > 0) self.reapOne(true) catch break;
+            // Queued reads never start; reap what is in flight so the kernel is done with the arena.
+            self.queue_len = 0;
+            while (self.in_flight + self.cancels_in_kernel > 0) self.reapOne(true) catch break;
             r.deinit();
         }
         if (self.threads.len > 0) {
@@ -249,8 +312,8 @@ pub const Store = struct {
             self.mutex.unlock();
             for (self.threads) |t| t.join();
             self.alloc.free(self.threads);
-            self.alloc.free(self.queue);
         }
+        if (self.queue.len > 0) self.alloc.free(self.queue);
         if (self.map) |m| posix.munmap(m);
         if (self.arena.len > 0) self.alloc.free(self.arena);
         self.alloc.free(self.slots);
@@ -268,10 +331,11 @@ pub const Store = struct {
     }
 
     /// Starts reading `len` bytes at `offset` into `slot`. `expected` is the
-    /// checksum of those bytes (0: do not verify).
-    pub fn submit(self: *Store, slot_index: u32, offset: u64, len: u64, expected: u64) Error!void {
+    /// checksum of those bytes (0: do not verify). A `speculative` read (a
+    /// prefetch) yields to needed reads (see the top of this file).
+    pub fn submit(self: *Store, slot_index: u32, offset: u64, len: u64, expected: u64, speculative: bool) Error!void {
         const slot = try self.checkSlot(slot_index);
-        if (slot.state == .loading) return status.fail(error.Busy, "slot {d} is still loading", .{slot_index});
+        if (self.stateOf(slot).busy()) return status.fail(error.Busy, "slot {d} is still loading", .{slot_index});
         const end = std.math.add(u64, offset, len) catch
             return status.fail(error.InvalidArgument, "offset {d} + len {d} overflows", .{ offset, len });
         if (len == 0) return status.fail(error.InvalidArgument, "read of 0 bytes into slot {d}", .{slot_index});
@@ -281,27 +345,35 @@ pub const Store = struct {
         const read_len = if (self.direct) std.mem.alignForward(u64, end - read_offset, direct_align) else len;
         if (self.backend != .mmap and read_len > self.slot_bytes)
             return status.fail(error.InvalidArgument, "read of {d} bytes does not fit a {d}-byte slot", .{ read_len, self.slot_bytes });
+        // A cancelled read the kernel or a reader thread has not let go of yet: its memory is still theirs.
+        try self.settle(slot);
         self.submitted +%= 1;
         const hit = self.fault_mode != .none and (self.fault_after == 0 or self.fault_after == self.submitted);
-        slot.* = .{
-            .state = .loading,
+        const fresh: Slot = .{
+            .state = .queued,
             .offset = offset,
             .len = len,
             .read_offset = read_offset,
             .read_len = read_len,
             .expected_checksum = expected,
             .fault = if (hit) self.fault_mode else .none,
+            .speculative = speculative,
         };
         switch (self.backend) {
-            .uring => try self.queueRead(slot_index),
+            .uring => {
+                slot.* = fresh;
+                self.enqueue(slot_index);
+                try self.startQueued();
+            },
             .pread => {
                 self.mutex.lock();
                 defer self.mutex.unlock();
-                self.queue[(self.queue_head + self.queue_len) % self.queue.len] = slot_index;
-                self.queue_len += 1;
+                slot.* = fresh;
+                self.enqueue(slot_index);
                 self.work_cond.signal();
             },
             .mmap => {
+                slot.* = fresh;
                 // Touching a mapped page past the file's current end raises SIGBUS: check the size first.
                 if (!self.mappingCovers(end)) {
                     self.fail(slot, error.EndOfFile);
@@ -321,30 +393,129 @@ pub const Store = struct {
         }
     }
 
+    /// The slot's state (pread: read under the lock, reader threads change it).
+    fn stateOf(self: *Store, slot: *const Slot) SlotState {
+        if (self.backend != .pread) return slot.state;
+        self.mutex.lock();
+        defer self.mutex.unlock();
+        return slot.state;
+    }
+
+    /// Blocks until a cancelled read in flight has let go of the slot (counted as waiting).
+    fn settle(self: *Store, slot: *Slot) Error!void {
+        var timer = std.time.Timer.start() catch null;
+        defer if (timer) |*t| {
+            self.stats.wait_ns_total += t.read();
+        };
+        switch (self.backend) {
+            .uring => while (slot.state == .cancelling) try self.reapOne(true),
+            .pread => {
+                self.mutex.lock();
+                defer self.mutex.unlock();
+                while (slot.state == .cancelling) self.done_cond.wait(&self.mutex);
+            },
+            .mmap => {},
+        }
+    }
+
     /// The file still holds bytes up to `end` (mmap: it may have been truncated since it was mapped).
     fn mappingCovers(self: *Store, end: u64) bool {
         const st = posix.fstat(self.fd) catch return false;
         return st.size >= 0 and @as(u64, @intCast(st.size)) >= end;
     }
 
+    // The queue of submitted reads not yet started (pread: called with the mutex held).
+
+    fn enqueue(self: *Store, idx: u32) void {
+        std.debug.assert(self.queue_len < self.queue.len);
+        self.queue[(self.queue_head + self.queue_len) % self.queue.len] = idx;
+        self.queue_len += 1;
+    }
+
+    /// Takes `idx` out of the queue; false if it is not there.
+    fn unqueue(self: *Store, idx: u32) bool {
+        var i: usize = 0;
+        while (i < self.queue_len) : (i += 1) {
+            if (self.queue[(self.queue_head + i) % self.queue.len] == idx) break;
+        } else return false;
+        while (i + 1 < self.queue_len) : (i += 1) {
+            self.queue[(self.queue_head + i) % self.queue.len] = self.queue[(self.queue_head + i + 1) % self.queue.len];
+        }
+        self.queue_len -= 1;
+        return true;
+    }
+
+    /// Moves queued `idx` to the front as a needed read: the read a caller waits for starts next.
+    fn promote(self: *Store, idx: u32) void {
+        if (!self.unqueue(idx)) return;
+        self.slots[idx].speculative = false;
+        self.queue_head = (self.queue_head + self.queue.len - 1) % self.queue.len;
+        self.queue[self.queue_head] = idx;
+        self.queue_len += 1;
+    }
+
+    /// The oldest queued read that may start now (a needed one, or a speculative one while there is
+    /// room for it), taken out of the queue; null if none.
+    fn nextStartable(self: *Store) ?u32 {
+        if (self.in_flight >= self.max_in_flight) return null;
+        const spec_ok = self.speculative_in_flight < self.max_speculative;
+        var i: usize = 0;
+        while (i < self.queue_len) : (i += 1) {
+            const idx = self.queue[(self.queue_head + i) % self.queue.len];
+            if (spec_ok or !self.slots[idx].speculative) {
+                std.debug.assert(self.unqueue(idx));
+                return idx;
+            }
+        }
+        return null;
+    }
+
+    fn countStart(self: *Store, slot: *Slot) void {
+        slot.state = .loading;
+        self.in_flight += 1;
+        std.debug.assert(self.in_flight <= self.max_in_flight);
+        self.stats.in_flight_max = @max(self.stats.in_flight_max, self.in_flight);
+        if (slot.speculative) {
+            self.speculative_in_flight += 1;
+            std.debug.assert(self.speculative_in_flight <= self.max_speculative);
+            self.stats.speculative_in_flight_max = @max(self.stats.speculative_in_flight_max, self.speculative_in_flight);
+        }
+    }
+
+    fn countEnd(self: *Store, slot: *const Slot) void {
+        self.in_flight -= 1;
+        if (slot.speculative) self.speculative_in_flight -= 1;
+    }
+
+    /// uring: starts queued reads while fewer than `max_in_flight` are in the kernel.
+    fn startQueued(self: *Store) Error!void {
+        while (self.nextStartable()) |idx| {
+            self.countStart(&self.slots[idx]);
+            self.queueRead(idx) catch |e| {
+                self.countEnd(&self.slots[idx]);
+                self.fail(&self.slots[idx], e);
+                return e;
+            };
+        }
+    }
+
+    /// Hands the (rest of the) read of `slot_index` to the kernel; the read is already counted in flight.
     fn queueRead(self: *Store, slot_index: u32) Error!void {
         const r = &self.ring.?;
         const slot = &self.slots[slot_index];
         const buf = self.slotMem(slot_index)[@intCast(slot.done)..@intCast(slot.read_len)];
-        while (true) {
-            _ = r.read(slot_index, self.fd, .{ .buffer = buf }, slot.read_offset + slot.done) catch |e| switch (e) {
-                error.SubmissionQueueFull => {
-                    try self.reapOne(true);
-                    continue;
-                },
-            };
-            break;
-        }
+        // Every SQE is submitted at once, so the ring has room unless an earlier submit failed.
+        _ = r.read(slot_index, self.fd, .{ .buffer = buf }, slot.read_offset + slot.done) catch
+            return status.fail(error.Busy, "io_uring submission queue is full", .{});
+        try submitAll(r);
+    }
+
+    /// Submits the queued SQEs; a signal interrupting io_uring_enter is not an error.
+    fn submitAll(r: *linux.IoUring) Error!void {
         _ = while (true) break r.submit() catch |e| switch (e) {
             error.SignalInterrupt => continue,
             else => return status.fail(error.InputOutput, "io_uring submit failed: {s}", .{@errorName(e)}),
         };
-        self.in_flight += 1;
     }
 
     fn reapOne(self: *Store, block: bool) Error!void {
@@ -356,19 +527,33 @@ pub const Store = struct {
             else => return status.fail(error.InputOutput, "io_uring wait failed: {s}", .{@errorName(e)}),
         };
         for (cqes[0..n]) |cqe| {
-            self.in_flight -= 1;
+            if (cqe.user_data & cancel_tag != 0) {
+                // The cancel request's own completion; the read it targets completes separately.
+                self.cancels_in_kernel -= 1;
+                continue;
+            }
             const idx: u32 = @intCast(cqe.user_data);
             const slot = &self.slots[idx];
+            if (slot.state == .cancelling) {
+                self.countEnd(slot);
+                slot.state = .cancelled;
+                continue;
+            }
             const fault = slot.fault;
             slot.fault = .none;
             const errno: linux.E = if (cqe.res < 0) @enumFromInt(-cqe.res) else .SUCCESS;
             if (fault == .none and (errno == .INTR or errno == .AGAIN or errno == .CANCELED)) {
                 // A signal to this thread interrupted the read before any byte was read
                 // (io-wq reports it as ECANCELED, a direct issue as EINTR/EAGAIN): read again.
-                try self.queueRead(idx);
+                self.queueRead(idx) catch |e| {
+                    self.countEnd(slot);
+                    self.fail(slot, e);
+                    return e;
+                };
                 continue;
             }
             if (cqe.res < 0 or fault == .eio) {
+                self.countEnd(slot);
                 self.fail(slot, error.InputOutput);
                 continue;
             }
@@ -380,15 +565,23 @@ pub const Store = struct {
             }
             slot.done += got;
             if (self.readComplete(slot)) {
+                self.countEnd(slot);
                 self.finish(idx);
             } else if (got == 0) {
+                self.countEnd(slot);
                 self.stats.short_reads_total += 1;
                 self.fail(slot, error.EndOfFile);
             } else {
+                // Still in flight: the rest of the read goes back to the kernel.
                 self.stats.short_reads_total += 1;
-                try self.queueRead(idx);
+                self.queueRead(idx) catch |e| {
+                    self.countEnd(slot);
+                    self.fail(slot, e);
+                    return e;
+                };
             }
         }
+        try self.startQueued();
     }
 
     /// The read has every byte the caller asked for (a direct read may stop at EOF inside the padding).
@@ -429,17 +622,19 @@ pub const Store = struct {
     fn worker(self: *Store) void {
         while (true) {
             self.mutex.lock();
-            while (self.queue_len == 0 and !self.stopping) self.work_cond.wait(&self.mutex);
-            if (self.stopping) {
-                self.mutex.unlock();
-                return;
-            }
-            const idx = self.queue[self.queue_head];
-            self.queue_head = (self.queue_head + 1) % self.queue.len;
-            self.queue_len -= 1;
+            const idx = while (true) {
+                if (self.stopping) {
+                    self.mutex.unlock();
+                    return;
+                }
+                if (self.nextStartable()) |i| break i;
+                self.work_cond.wait(&self.mutex);
+            };
+            self.countStart(&self.slots[idx]);
             const slot = self.slots[idx];
             self.mutex.unlock();
 
+            if (self.read_delay_ns > 0) std.Thread.sleep(self.read_delay_ns);
             var done: u64 = 0;
             var err: ?Error = if (slot.fault == .eio) error.InputOutput else null;
             var short = false;
@@ -466,24 +661,41 @@ pub const Store = struct {
 
             self.mutex.lock();
             const s = &self.slots[idx];
-            s.done = done;
-            if (short) self.stats.short_reads_total += 1;
-            if (err) |e| self.fail(s, e) else self.finish(idx);
+            self.countEnd(s);
+            if (s.state == .cancelling) {
+                s.state = .cancelled;
+            } else {
+                s.done = done;
+                if (short) self.stats.short_reads_total += 1;
+                if (err) |e| self.fail(s, e) else self.finish(idx);
+            }
             self.done_cond.broadcast();
+            // A place in flight is free again (maybe one only a speculative read was waiting for).
+            self.work_cond.broadcast();
             self.mutex.unlock();
         }
     }
 
-    /// Blocks until `slot` is loaded; returns its data.
+    /// Blocks until `slot` is loaded; returns its data. A queued read starts before the other queued ones.
     pub fn wait(self: *Store, slot_index: u32) Error![]const u8 {
         const slot = try self.checkSlot(slot_index);
         var timer = std.time.Timer.start() catch null;
         switch (self.backend) {
-            .uring => while (slot.state == .loading) try self.reapOne(true),
+            .uring => {
+                if (slot.state == .queued) {
+                    self.promote(slot_index);
+                    try self.startQueued();
+                }
+                while (slot.state.busy()) try self.reapOne(true);
+            },
             .pread => {
                 self.mutex.lock();
                 defer self.mutex.unlock();
-                while (slot.state == .loading) self.done_cond.wait(&self.mutex);
+                if (slot.state == .queued) {
+                    self.promote(slot_index);
+                    self.work_cond.broadcast();
+                }
+                while (slot.state.busy()) self.done_cond.wait(&self.mutex);
             },
             .mmap => if (slot.state == .ready and !self.mappingCovers(slot.offset + slot.len)) self.fail(slot, error.EndOfFile),
         }
@@ -491,7 +703,8 @@ pub const Store = struct {
         return switch (slot.state) {
             .ready => self.data(slot_index, slot),
             .empty => status.fail(error.InvalidArgument, "slot {d} was never submitted", .{slot_index}),
-            .loading => unreachable,
+            .cancelling, .cancelled => status.fail(error.InvalidArgument, "the read into slot {d} was cancelled", .{slot_index}),
+            .queued, .loading => unreachable,
             .failed => switch (slot.failure) {
                 error.ChecksumMismatch => status.fail(error.ChecksumMismatch, "checksum mismatch in bytes {d}..{d} (slot {d})", .{ slot.offset, slot.offset + slot.len, slot_index }),
                 error.EndOfFile => status.fail(error.EndOfFile, "short read at {d}..{d} (slot {d}): the file ends early (truncated?)", .{ slot.offset, slot.offset + slot.len, slot_index }),
@@ -500,13 +713,62 @@ pub const Store = struct {
         };
     }
 
+    /// Stops the read into `slot` if it has not completed: a queued read is dropped; one in flight
+    /// is cancelled too if `in_flight` (uring: IORING_OP_ASYNC_CANCEL; pread: its result is
+    /// discarded), else left to complete. Returns whether a read was stopped; false leaves the
+    /// slot as it was. A cancelled slot is never returned as data; it can be submitted again at
+    /// once (the submit waits if the kernel or a reader thread is still writing it).
+    pub fn cancel(self: *Store, slot_index: u32, in_flight: bool) Error!bool {
+        const slot = try self.checkSlot(slot_index);
+        switch (self.backend) {
+            .uring => {
+                // Completions matter only when stopping reads in flight (a queued read is still queued).
+                if (in_flight) try self.poll();
+                switch (slot.state) {
+                    .queued => {
+                        std.debug.assert(self.unqueue(slot_index));
+                        slot.state = .cancelled;
+                    },
+                    .loading => {
+                        if (!in_flight) return false;
+                        const r = &self.ring.?;
+                        _ = r.cancel(cancel_tag | slot_index, slot_index, 0) catch
+                            return status.fail(error.Busy, "io_uring submission queue is full", .{});
+                        try submitAll(r);
+                        self.cancels_in_kernel += 1;
+                        slot.state = .cancelling;
+                    },
+                    else => return false,
+                }
+            },
+            .pread => {
+                self.mutex.lock();
+                defer self.mutex.unlock();
+                switch (slot.state) {
+                    .queued => {
+                        std.debug.assert(self.unqueue(slot_index));
+                        slot.state = .cancelled;
+                    },
+                    .loading => if (in_flight) {
+                        slot.state = .cancelling;
+                    } else return false,
+                    else => return false,
+                }
+            },
+            // madvise has nothing to stop.
+            .mmap => return false,
+        }
+        self.stats.cancelled_total += 1;
+        return true;
+    }
+
     /// Reaps finished reads without blocking (uring); a no-op for the other backends.
     pub fn poll(self: *Store) Error!void {
         if (self.ring != null) {
-            while (self.in_flight > 0) {
-                const before = self.in_flight;
+            while (self.in_flight + self.cancels_in_kernel > 0) {
+                const before = self.in_flight + self.cancels_in_kernel;
                 try self.reapOne(false);
-                if (self.in_flight == before) break;
+                if (self.in_flight + self.cancels_in_kernel == before) break;
             }
         }
     }
@@ -538,19 +800,19 @@ fn testBackend(backend: Backend, direct: u32) !void {
     });
     defer s.close();
     // Unaligned range, aligned range, and the file's tail (EOF inside the direct padding).
-    try s.submit(0, 100, 5000, checksum.hash64(content[100..5100]));
-    try s.submit(1, 4096, 4096, 0);
-    try s.submit(2, 3 * 4096, 100, checksum.hash64(content[3 * 4096 ..]));
+    try s.submit(0, 100, 5000, checksum.hash64(content[100..5100]), false);
+    try s.submit(1, 4096, 4096, 0, false);
+    try s.submit(2, 3 * 4096, 100, checksum.hash64(content[3 * 4096 ..]), false);
     try std.testing.expectEqualSlices(u8, content[100..5100], try s.wait(0));
     try std.testing.expectEqualSlices(u8, content[4096..8192], try s.wait(1));
     try std.testing.expectEqualSlices(u8, content[3 * 4096 ..], try s.wait(2));
     // A wrong checksum is an error naming the range, never data.
-    try s.submit(0, 10, 20, 12345);
+    try s.submit(0, 10, 20, 12345, false);
     try std.testing.expectError(error.ChecksumMismatch, s.wait(0));
     try std.testing.expect(std.mem.indexOf(u8, status.lastMessage(), "checksum mismatch in bytes 10..30") != null);
     // Past the end is refused at submit.
-    try std.testing.expectError(error.EndOfFile, s.submit(1, content.len - 10, 11, 0));
-    try std.testing.expectError(error.InvalidArgument, s.submit(7, 0, 1, 0));
+    try std.testing.expectError(error.EndOfFile, s.submit(1, content.len - 10, 11, 0, false));
+    try std.testing.expectError(error.InvalidArgument, s.submit(7, 0, 1, 0, false));
     try std.testing.expect(s.stats.checksum_failures_total == 1);
 }
 
@@ -598,7 +860,7 @@ test "store: a signal during a blocking io_uring wait is not an error (the wait 
     defer s.close();
     for (0..400) |i| {
         const half = (i % 2) << 19;
-        try s.submit(@intCast(i % 2), half, 1 << 19, checksum.hash64(content[half..][0 .. 1 << 19]));
+        try s.submit(@intCast(i % 2), half, 1 << 19, checksum.hash64(content[half..][0 .. 1 << 19]), false);
         const got = s.wait(@intCast(i % 2)) catch |e| {
             std.debug.print("read {d}: {s}\n", .{ i, status.lastMessage() });
             return e;
@@ -623,7 +885,7 @@ test "store: a file truncated after submit is a short read error, not zeros" {
         const f = try tmp.dir.openFile("t.bin", .{ .mode = .read_write });
         try f.setEndPos(100);
         f.close();
-        try s.submit(0, 50, 8000, 0);
+        try s.submit(0, 50, 8000, 0, false);
         try std.testing.expectError(error.EndOfFile, s.wait(0));
     }
 }
@@ -636,17 +898,17 @@ test "store: mmap checks the file size before touching the mapping (a truncated 
     defer std.testing.allocator.free(path);
     const s = try Store.open(std.testing.allocator, path, .{ .backend = @intFromEnum(Backend.mmap), .slot_count = 2, .slot_bytes = 4096, .queue_depth = 2, .threads = 1, .direct = 0 });
     defer s.close();
-    try s.submit(0, 2 * 4096, 4096, checksum.hash64(content[2 * 4096 ..]));
+    try s.submit(0, 2 * 4096, 4096, checksum.hash64(content[2 * 4096 ..]), false);
     const f = try tmp.dir.openFile("m.bin", .{ .mode = .read_write });
     try f.setEndPos(4096);
     f.close();
     // Submitted before the truncation, waited for after it.
     try std.testing.expectError(error.EndOfFile, s.wait(0));
     // Submitted after it, with a checksum (verifying it would read the mapping).
-    try s.submit(1, 4096 + 100, 200, checksum.hash64(content[4096 + 100 ..][0..200]));
+    try s.submit(1, 4096 + 100, 200, checksum.hash64(content[4096 + 100 ..][0..200]), false);
     try std.testing.expectError(error.EndOfFile, s.wait(1));
     // What the file still holds reads fine.
-    try s.submit(1, 0, 4096, checksum.hash64(content[0..4096]));
+    try s.submit(1, 0, 4096, checksum.hash64(content[0..4096]), false);
     try std.testing.expectEqualSlices(u8, content[0..4096], try s.wait(1));
 }
 
@@ -664,16 +926,16 @@ test "store: injected EIO fails only the hit read; injected short reads still gi
                 else => return e,
             };
             defer eio.close();
-            try eio.submit(0, 0, 4096, 0);
-            try eio.submit(1, 4096, 4096, 0);
+            try eio.submit(0, 0, 4096, 0, false);
+            try eio.submit(1, 4096, 4096, 0, false);
             try std.testing.expectEqualSlices(u8, content[0..4096], try eio.wait(0));
             try std.testing.expectError(error.InputOutput, eio.wait(1));
-            try eio.submit(1, 4096, 4096, 0);
+            try eio.submit(1, 4096, 4096, 0, false);
             try std.testing.expectEqualSlices(u8, content[4096..8192], try eio.wait(1));
 
             const short = try Store.open(std.testing.allocator, path, .{ .backend = @intFromEnum(b), .slot_count = 1, .slot_bytes = 3 * 4096, .queue_depth = 2, .threads = 1, .direct = direct, .fault_mode = 2, .fault_after = 0 });
             defer short.close();
-            try short.submit(0, 100, 2 * 4096 + 7, 0);
+            try short.submit(0, 100, 2 * 4096 + 7, 0, false);
             try std.testing.expectEqualSlices(u8, content[100 .. 100 + 2 * 4096 + 7], try short.wait(0));
             try std.testing.expect(short.stats.short_reads_total >= 1);
         }
@@ -685,4 +947,92 @@ test "store: bad options are refused with a message" {
     try std.testing.expectError(error.InvalidArgument, Store.open(std.testing.allocator, "/nonexistent", .{ .backend = 1, .slot_count = 0, .slot_bytes = 1, .queue_depth = 1, .threads = 1, .direct = 0 }));
     try std.testing.expectError(error.InputOutput, Store.open(std.testing.allocator, "/nonexistent/x", .{ .backend = 1, .slot_count = 1, .slot_bytes = 1, .queue_depth = 1, .threads = 1, .direct = 0 }));
     try std.testing.expect(std.mem.indexOf(u8, status.lastMessage(), "does not exist") != null);
+}
+
+test "store: reads in flight never exceed max_in_flight; a queued read waited for goes first" {
+    var tmp = std.testing.tmpDir(.{});
+    defer tmp.cleanup();
+    var content: [8 * 4096]u8 = undefined;
+    for (&content, 0..) |*b, i| b.* = @truncate(i *% 29 +% (i >> 12));
+    const path = try tmpFile(tmp, "q.bin", &content);
+    defer std.testing.allocator.free(path);
+    for ([_]Backend{ .pread, .uring }) |b| {
+        // pread: 4 reader threads but 2 reads at once, each slowed so that all four threads compete.
+        const s = Store.open(std.testing.allocator, path, .{ .backend = @intFromEnum(b), .slot_count = 8, .slot_bytes = 2 * 4096, .queue_depth = 4, .threads = 4, .direct = 1, .max_in_flight = 2, .read_delay_us = 2000 }) catch |e| switch (e) {
+            error.Unsupported => continue,
+            else => return e,
+        };
+        defer s.close();
+        for (0..8) |i| try s.submit(@intCast(i), i * 4096, 4096, checksum.hash64(content[i * 4096 ..][0..4096]), false);
+        // The last one submitted is waited for first: it is read before the other queued ones.
+        try std.testing.expectEqualSlices(u8, content[7 * 4096 ..][0..4096], try s.wait(7));
+        for (0..7) |i| try std.testing.expectEqualSlices(u8, content[i * 4096 ..][0..4096], try s.wait(@intCast(i)));
+        try std.testing.expectEqual(@as(u64, 2), s.stats.in_flight_max);
+        try std.testing.expectEqual(@as(u64, 8), s.stats.reads_total);
+    }
+    // The bound may not exceed the ring.
+    try std.testing.expectError(error.InvalidArgument, Store.open(std.testing.allocator, path, .{ .backend = 0, .slot_count = 1, .slot_bytes = 4096, .queue_depth = 2, .threads = 1, .direct = 0, .max_in_flight = 3 }));
+}
+
+test "store: a cancelled read is never data, frees its slot at once, and the slot reads correctly again" {
+    var tmp = std.testing.tmpDir(.{});
+    defer tmp.cleanup();
+    var content: [6 * 4096]u8 = undefined;
+    for (&content, 0..) |*b, i| b.* = @truncate(i *% 17 +% 3);
+    const path = try tmpFile(tmp, "c.bin", &content);
+    defer std.testing.allocator.free(path);
+    for ([_]Backend{ .pread, .uring }) |b| {
+        const s = Store.open(std.testing.allocator, path, .{ .backend = @intFromEnum(b), .slot_count = 4, .slot_bytes = 2 * 4096, .queue_depth = 1, .threads = 1, .direct = 1, .max_in_flight = 1, .read_delay_us = 20_000 }) catch |e| switch (e) {
+            error.Unsupported => continue,
+            else => return e,
+        };
+        defer s.close();
+        for (0..4) |i| try s.submit(@intCast(i), i * 4096, 4096, checksum.hash64(content[i * 4096 ..][0..4096]), false);
+        // With one read in flight, slots 1..3 are queued: cancelling them drops them.
+        try std.testing.expect(try s.cancel(3, true));
+        try std.testing.expect(try s.cancel(2, true));
+        try std.testing.expectError(error.InvalidArgument, s.wait(3));
+        try std.testing.expect(std.mem.indexOf(u8, status.lastMessage(), "was cancelled") != null);
+        // Slot 0 is in flight (or done: then there is nothing to stop and its data stays valid).
+        // uring hands it to the kernel at submit: a cancel of queued reads only leaves it alone.
+        if (b == .uring) try std.testing.expect(!try s.cancel(0, false));
+        const stopped = try s.cancel(0, true);
+        if (stopped) try std.testing.expectError(error.InvalidArgument, s.wait(0));
+        // The freed slots take other reads at once (slot 0 after its read has let go of it).
+        try s.submit(3, 5 * 4096, 4096, checksum.hash64(content[5 * 4096 ..][0..4096]), false);
+        try s.submit(0, 4 * 4096, 100, checksum.hash64(content[4 * 4096 ..][0..100]), false);
+        try s.submit(2, 2 * 4096, 4096, checksum.hash64(content[2 * 4096 ..][0..4096]), false);
+        try std.testing.expectEqualSlices(u8, content[5 * 4096 ..][0..4096], try s.wait(3));
+        try std.testing.expectEqualSlices(u8, content[4 * 4096 ..][0..100], try s.wait(0));
+        try std.testing.expectEqualSlices(u8, content[2 * 4096 ..][0..4096], try s.wait(2));
+        try std.testing.expectEqualSlices(u8, content[4096..][0..4096], try s.wait(1));
+        // A completed read has nothing to cancel and keeps its data.
+        try std.testing.expect(!try s.cancel(1, true));
+        try std.testing.expectEqualSlices(u8, content[4096..][0..4096], try s.wait(1));
+        try std.testing.expectEqual(@as(u64, 2) + @intFromBool(stopped), s.stats.cancelled_total);
+        try std.testing.expect(s.stats.in_flight_max == 1);
+        try std.testing.expect(s.stats.checksum_failures_total == 0);
+    }
+}
+
+test "store: speculative reads take at most half the places in flight; a needed read starts at once" {
+    var tmp = std.testing.tmpDir(.{});
+    defer tmp.cleanup();
+    var content: [8 * 4096]u8 = undefined;
+    for (&content, 0..) |*b, i| b.* = @truncate(i *% 11 +% 5);
+    const path = try tmpFile(tmp, "s.bin", &content);
+    defer std.testing.allocator.free(path);
+    for ([_]Backend{ .pread, .uring }) |b| {
+        const s = Store.open(std.testing.allocator, path, .{ .backend = @intFromEnum(b), .slot_count = 8, .slot_bytes = 2 * 4096, .queue_depth = 4, .threads = 4, .direct = 1, .max_in_flight = 4, .read_delay_us = 5000 }) catch |e| switch (e) {
+            error.Unsupported => continue,
+            else => return e,
+        };
+        defer s.close();
+        // Six prefetches, then two needed reads: those start beside the two speculative ones in flight.
+        for (0..6) |i| try s.submit(@intCast(i), i * 4096, 4096, checksum.hash64(content[i * 4096 ..][0..4096]), true);
+        for (6..8) |i| try s.submit(@intCast(i), i * 4096, 4096, checksum.hash64(content[i * 4096 ..][0..4096]), false);
+        for ([_]usize{ 6, 7, 0, 1, 2, 3, 4, 5 }) |i| try std.testing.expectEqualSlices(u8, content[i * 4096 ..][0..4096], try s.wait(@intCast(i)));
+        try std.testing.expectEqual(@as(u64, 2), s.stats.speculative_in_flight_max);
+        try std.testing.expect(s.stats.in_flight_max >= 3 and s.stats.in_flight_max <= 4);
+    }
 }

@@ -8,7 +8,8 @@
 //!
 //!   Σ_i w_i a_i = d_w d_a Σ_j sc_j Σ_{i in j} q_i a_i  (− d_min d_a Σ_j m_j bsum_j)
 //!
-//! The inner sums are exact integers; the float part is the same expression in
+//! The inner sums are exact integers, kept in 8 lanes per block; the float
+//! part (see "Dot products" below) is the same per-lane fused multiply-add in
 //! the scalar and SIMD paths, so both return the same bits.
 const std = @import("std");
 const q8_k = @import("q8_k.zig");
@@ -26,41 +27,43 @@ pub inline fn nearestInt(x: f32) i32 {
 
 // ---------------------------------------------------------------------------
 // Dot products
+//
+// The logical shape, the same on every target: a block's integer sum is kept
+// as 8 exact i32 lanes, lane l holding the bytes i with (i / 4) mod 8 = l
+// (what one 256-bit `pmaddwd` leaves per 32 bytes; NEON alternates two 4-lane
+// halves). Each block then adds
+// `lanes · (d_w·d_a)` into 8 f32 accumulators with one fused multiply-add per
+// lane, the sub-block minimums likewise into a second set, and only the row's
+// end sums the lanes (as a tree, simd.sum8). The scalar twins below compute the same
+// lanes one at a time, so SIMD and scalar return the same bits.
 
-/// Scalar reference: Σ_j sc[j] · Σ_{i in sub-block j} q[i]·a[i] over 16 sub-blocks of 16.
-pub fn scaledSumGeneric(q: *const [qk]i8, a: *const [qk]i8, sc: *const [16]i16) i32 {
-    var total: i32 = 0;
-    for (0..16) |j| {
-        var s: i32 = 0;
-        for (0..16) |l| s += @as(i32, q[16 * j + l]) * @as(i32, a[16 * j + l]);
-        total += @as(i32, sc[j]) * s;
-    }
-    return total;
-}
+pub const lanes = 8;
+pub const I32xL = @Vector(lanes, i32);
+const F32xL = @Vector(lanes, f32);
 
 const builtin = @import("builtin");
 const x86 = builtin.cpu.arch == .x86_64;
-const has_avx512bw = x86 and std.Target.x86.featureSetHas(builtin.cpu.features, .avx512bw);
+const has_vnni256 = x86 and std.Target.x86.featureSetHasAll(builtin.cpu.features, .{ .avx512vnni, .avx512vl });
 const has_avx2 = x86 and std.Target.x86.featureSetHas(builtin.cpu.features, .avx2);
 
 // x86 multiply-adds (LLVM intrinsics): u8×i8 pairs summed to i16 (the sums
-// here never saturate: |u| ≤ 63, |a| ≤ 128), then i16×i16 pairs summed to i32.
+// here never saturate: |u| ≤ 63, |a| ≤ 128), then i16×i16 pairs summed to i32
+// (`vpdpwssd` also adds them to an accumulator).
 extern fn @"llvm.x86.avx2.pmadd.ub.sw"(@Vector(32, i8), @Vector(32, i8)) @Vector(16, i16);
 extern fn @"llvm.x86.avx2.pmadd.wd"(@Vector(16, i16), @Vector(16, i16)) @Vector(8, i32);
-extern fn @"llvm.x86.avx512.pmaddubs.w.512"(@Vector(64, i8), @Vector(64, i8)) @Vector(32, i16);
-extern fn @"llvm.x86.avx512.pmaddw.d.512"(@Vector(32, i16), @Vector(32, i16)) @Vector(16, i32);
+extern fn @"llvm.x86.avx512.vpdpwssd.256"(@Vector(8, i32), @Vector(8, i32), @Vector(8, i32)) @Vector(8, i32);
 
-/// Bytes per step: 64 with AVX-512, 32 with AVX2, 16 elsewhere (NEON).
-const step_bytes: usize = if (has_avx512bw) 64 else if (has_avx2) 32 else 16;
-/// i16 lanes after the first pairwise sum: each covers 2 weights.
-const pair_lanes = step_bytes / 2;
+/// Bytes per step: 32 on x86 (AVX2 and AVX-512 alike: 512-bit steps measured
+/// slower on Zen 4, which splits them in two anyway), 16 elsewhere (NEON).
+/// With one scale per 32 weights a 32-byte step has one scale: a broadcast
+/// instead of a shuffle.
+const step_bytes: usize = if (has_avx2) 32 else 16;
 
-/// For step k: the scale of each i16 pair lane (lane i covers weights k·B + 2i, +1).
-fn pairScaleMask(comptime k: usize) @Vector(pair_lanes, i32) {
-    @setEvalBranchQuota(10_000);
-    var m: @Vector(pair_lanes, i32) = undefined;
-    for (0..pair_lanes) |i| m[i] = @intCast((k * step_bytes + 2 * i) / 16);
-    return m;
+fn Pairs(comptime sb: usize) type {
+    return @Vector(sb / 2, i16);
+}
+fn Quads(comptime sb: usize) type {
+    return @Vector(sb / 4, i32);
 }
 
 fn evenOdd(comptime n: usize, comptime odd: bool) @Vector(n, i32) {
@@ -71,59 +74,93 @@ fn evenOdd(comptime n: usize, comptime odd: bool) @Vector(n, i32) {
 }
 
 /// Pairwise products summed: lane i = u[2i]·a[2i] + u[2i+1]·a[2i+1].
-inline fn pairs(u: @Vector(step_bytes, u8), a: @Vector(step_bytes, i8)) @Vector(pair_lanes, i16) {
-    if (has_avx512bw) return @"llvm.x86.avx512.pmaddubs.w.512"(@bitCast(u), a);
-    if (has_avx2) return @"llvm.x86.avx2.pmadd.ub.sw"(@bitCast(u), a);
-    const p = @as(@Vector(step_bytes, i16), u) * @as(@Vector(step_bytes, i16), a);
-    return @shuffle(i16, p, undefined, evenOdd(pair_lanes, false)) + @shuffle(i16, p, undefined, evenOdd(pair_lanes, true));
+inline fn pairs(comptime sb: usize, u: @Vector(sb, u8), a: @Vector(sb, i8)) Pairs(sb) {
+    if (sb == 32 and has_avx2) return @"llvm.x86.avx2.pmadd.ub.sw"(@bitCast(u), a);
+    const p = @as(@Vector(sb, i16), u) * @as(@Vector(sb, i16), a);
+    return @shuffle(i16, p, undefined, evenOdd(sb / 2, false)) + @shuffle(i16, p, undefined, evenOdd(sb / 2, true));
 }
 
-/// Pairwise products of i16 summed to i32: lane i = p[2i]·s[2i] + p[2i+1]·s[2i+1].
-inline fn pairs32(p: @Vector(pair_lanes, i16), s: @Vector(pair_lanes, i16)) @Vector(pair_lanes / 2, i32) {
-    if (has_avx512bw) return @"llvm.x86.avx512.pmaddw.d.512"(p, s);
-    if (has_avx2) return @"llvm.x86.avx2.pmadd.wd"(p, s);
-    const h = pair_lanes / 2;
+/// `acc` plus the pairwise products of i16 summed to i32: lane i += p[2i]·s[2i] + p[2i+1]·s[2i+1].
+inline fn addPairs32(comptime sb: usize, acc: Quads(sb), p: Pairs(sb), s: Pairs(sb)) Quads(sb) {
+    if (sb == 32 and has_vnni256) return @"llvm.x86.avx512.vpdpwssd.256"(acc, @bitCast(p), @bitCast(s));
+    if (sb == 32 and has_avx2) return acc + @"llvm.x86.avx2.pmadd.wd"(p, s);
+    const h = sb / 4;
     const pe: @Vector(h, i32) = @shuffle(i16, p, undefined, evenOdd(h, false));
     const po: @Vector(h, i32) = @shuffle(i16, p, undefined, evenOdd(h, true));
     const se: @Vector(h, i32) = @shuffle(i16, s, undefined, evenOdd(h, false));
     const so: @Vector(h, i32) = @shuffle(i16, s, undefined, evenOdd(h, true));
-    return pe * se + po * so;
+    return acc + pe * se + po * so;
+}
+
+/// 8 lanes of pairwise i16 products: lane l = x[2l]·y[2l] + x[2l+1]·y[2l+1] (one `pmaddwd`).
+pub inline fn pairLanes(x: @Vector(16, i16), y: @Vector(16, i16)) I32xL {
+    if (has_avx2) return @"llvm.x86.avx2.pmadd.wd"(x, y);
+    const xe: I32xL = @shuffle(i16, x, undefined, evenOdd(lanes, false));
+    const xo: I32xL = @shuffle(i16, x, undefined, evenOdd(lanes, true));
+    const ye: I32xL = @shuffle(i16, y, undefined, evenOdd(lanes, false));
+    const yo: I32xL = @shuffle(i16, y, undefined, evenOdd(lanes, true));
+    return xe * ye + xo * yo;
+}
+
+/// Scalar twin of `pairLanes`.
+pub fn pairLanesScalar(x: *const [16]i16, y: *const [16]i16) [lanes]i32 {
+    var r: [lanes]i32 = undefined;
+    for (&r, 0..) |*v, l| v.* = @as(i32, x[2 * l]) * y[2 * l] + @as(i32, x[2 * l + 1]) * y[2 * l + 1];
+    return r;
 }
 
 pub const U8x32 = @Vector(32, u8);
 
-/// The `step_bytes` unsigned weights of step k, from 32-weight chunks.
-inline fn stepWeights(src: anytype, comptime chunk: anytype, comptime k: usize) @Vector(step_bytes, u8) {
-    if (step_bytes == 32) return chunk(src, k);
-    if (step_bytes == 64) {
-        comptime var m: [64]i32 = undefined;
-        inline for (0..32) |i| {
-            m[i] = i;
-            m[32 + i] = ~@as(i32, i);
-        }
-        return @shuffle(u8, chunk(src, 2 * k), chunk(src, 2 * k + 1), m);
-    }
-    comptime var m: [step_bytes]i32 = undefined;
-    inline for (0..step_bytes) |i| m[i] = (k % 2) * step_bytes + i;
+/// The `sb` unsigned weights of step k, from 32-weight chunks.
+inline fn stepWeights(comptime sb: usize, src: anytype, comptime chunk: anytype, comptime k: usize) @Vector(sb, u8) {
+    if (sb == 32) return chunk(src, k);
+    comptime var m: [sb]i32 = undefined;
+    inline for (0..sb) |i| m[i] = (k % 2) * sb + i;
     return @shuffle(u8, chunk(src, k / 2), undefined, m);
 }
 
-/// SIMD: Σ_j sc[j] · Σ_{i in sub-block j} u[i]·a[i] for unsigned weights
-/// u ≤ 63 (a type with signed values q = u − o adds −o·minSum(sc)). Exact.
-/// `chunk(src, c)` gives weights 32c … 32c+31, so they stay in registers.
-pub inline fn scaledSumUnsigned(src: anytype, comptime chunk: anytype, a: *const [qk]i8, sc: *const [16]i16) i32 {
-    const scv: @Vector(16, i16) = sc.*;
-    var acc: @Vector(pair_lanes / 2, i32) = @splat(0);
-    inline for (0..qk / step_bytes) |k| {
-        const av: @Vector(step_bytes, i8) = a[k * step_bytes ..][0..step_bytes].*;
-        acc += pairs32(pairs(stepWeights(src, chunk, k), av), @shuffle(i16, scv, undefined, pairScaleMask(k)));
+/// The i16 scale of each pair lane of step k (lane i covers weights k·sb + 2i,
+/// +1), from `per`-weight scales.
+inline fn stepScales(comptime sb: usize, comptime per: usize, sc: anytype, comptime k: usize) Pairs(sb) {
+    if (per == 32 and sb == 32) {
+        // One scale for the whole step: both i16 halves of one u32, broadcast.
+        const dup = @shuffle(i16, sc, undefined, @Vector(16, i32){ 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7 });
+        const words: @Vector(lanes, u32) = @bitCast(dup);
+        return @bitCast(@as(@Vector(lanes, u32), @splat(words[k])));
     }
-    return @reduce(.Add, acc);
+    comptime var m: [sb / 2]i32 = undefined;
+    inline for (0..sb / 2) |i| m[i] = @intCast((k * sb + 2 * i) / per);
+    return @shuffle(i16, sc, undefined, m);
 }
 
-/// The integer sum of one block: `unpackSigned` (scalar reference) gives the
-/// values q, `chunk` (SIMD) gives u = q + offset, 32 at a time.
-pub inline fn blockSum(
+/// The step accumulators as the 8 logical lanes: NEON's two 4-lane
+/// accumulators (even and odd steps) are laid side by side.
+inline fn foldLanes(comptime sb: usize, comptime n: usize, acc: [n]Quads(sb)) I32xL {
+    if (sb == 32) return acc[0];
+    return std.simd.join(acc[0], acc[1]);
+}
+
+/// SIMD: lane l = Σ_{i: (i/4) mod 8 = l} sc[i/per]·u[i]·a[i] for unsigned
+/// weights u ≤ 63 and scales per 16 or 32 weights. Exact. `chunk(src, c)`
+/// gives weights 32c … 32c+31, so they stay in registers.
+inline fn scaledLanesUnsigned(comptime per: usize, src: anytype, comptime chunk: anytype, a: *const [qk]i8, sc: @Vector(qk / per, i16)) I32xL {
+    const sb = step_bytes;
+    const n = if (sb / 4 >= lanes) 1 else lanes / (sb / 4);
+    var acc: [n]Quads(sb) = @splat(@splat(0));
+    inline for (0..qk / sb) |k| {
+        const av: @Vector(sb, i8) = a[k * sb ..][0..sb].*;
+        acc[k % n] = addPairs32(sb, acc[k % n], pairs(sb, stepWeights(sb, src, chunk, k), av), stepScales(sb, per, sc, k));
+    }
+    return foldLanes(sb, n, acc);
+}
+
+/// The integer lanes of one block, with one scale per `per` = 256 / sc.len
+/// weights (16 or 32). The values are q = u − `offset`: `chunk` (SIMD) gives
+/// u, 32 at a time; `unpackSigned` (scalar reference) gives q. Lane l =
+/// Σ_{i in lane l} sc[i/per]·u[i]·a[i] − offset·(sc[2l]·bsums[2l] +
+/// sc[2l+1]·bsums[2l+1]) (offsets only with per = 16): summed over the lanes,
+/// Σ_j sc[j] Σ_{i in j} q[i]·a[i].
+pub inline fn blockLanes(
     comptime simd: bool,
     comptime offset: i32,
     comptime B: type,
@@ -131,22 +168,56 @@ pub inline fn blockSum(
     comptime chunk: anytype,
     b: *const B,
     a: *const q8_k.Block,
-    sc: *const [16]i16,
-) i32 {
+    sc: anytype,
+) [lanes]i32 {
+    const per = qk / sc.len;
+    comptime std.debug.assert((per == 16 or per == 32) and (offset == 0 or per == 16));
     if (simd) {
-        const s = scaledSumUnsigned(b, chunk, &a.qs, sc);
-        return if (offset == 0) s else s - offset * minSum(sc, a);
+        const s = scaledLanesUnsigned(per, b, chunk, &a.qs, sc.*);
+        if (offset == 0) return s;
+        return s - @as(I32xL, @splat(offset)) * pairLanes(sc.*, a.bsums);
     }
     var q: [qk]i8 = undefined;
     unpackSigned(b, &q);
-    return scaledSumGeneric(&q, &a.qs, sc);
+    var r: [lanes]i32 = @splat(0);
+    for (q, a.qs, 0..) |v, x, i| r[(i / 4) % lanes] += @as(i32, sc[i / per]) * (@as(i32, v) + offset) * x;
+    if (offset != 0) {
+        for (&r, pairLanesScalar(sc, &a.bsums)) |*v, c| v.* -= offset * c;
+    }
+    return r;
 }
 
-/// Σ_j m[j] · bsums[j] over the 16 sub-block sums of a Q8_K block.
-pub inline fn minSum(m: *const [16]i16, a: *const q8_k.Block) i32 {
-    const mv: @Vector(16, i32) = @as(@Vector(16, i16), m.*);
-    const bv: @Vector(16, i32) = @as(@Vector(16, i16), a.bsums);
-    return @reduce(.Add, mv * bv);
+/// The minimum terms of one block: lane l = m[2l]·bsums[2l] + m[2l+1]·bsums[2l+1].
+pub inline fn minLanes(comptime simd: bool, m: *const [16]i16, a: *const q8_k.Block) [lanes]i32 {
+    return if (simd) pairLanes(m.*, a.bsums) else pairLanesScalar(m, &a.bsums);
+}
+
+/// A block's f16 scale as f32: the SIMD paths look it up in a table (off the
+/// vector pipes), the scalar reference converts it; the values are equal.
+pub inline fn widen(comptime simd: bool, h: f16) f32 {
+    return if (simd) @import("simd.zig").widen(h) else h;
+}
+
+/// 8 f32 accumulators: `add` fuses lanes·scale into each, `sum` adds them as a tree (simd.sum8).
+pub fn Acc(comptime simd: bool) type {
+    return struct {
+        v: [lanes]f32 = @splat(0),
+
+        pub inline fn add(self: *@This(), l: [lanes]i32, scale: f32) void {
+            if (simd) {
+                const iv: I32xL = l;
+                const fv: F32xL = self.v;
+                self.v = @mulAdd(F32xL, @floatFromInt(iv), @splat(scale), fv);
+            } else {
+                for (&self.v, l) |*acc, x| acc.* = @mulAdd(f32, @floatFromInt(x), scale, acc.*);
+            }
+        }
+
+        pub inline fn sum(self: *const @This()) f32 {
+            const vec = @import("simd.zig");
+            return if (simd) vec.sum8(self.v) else vec.sum8Scalar(&self.v);
+        }
+    };
 }
 
 // ---------------------------------------------------------------------------
@@ -179,26 +250,25 @@ pub fn packScaleMin(sc: *const [8]u8, m: *const [8]u8) [12]u8 {
     return p;
 }
 
-pub const ScalesMins = struct { sc: [16]i16, m: [16]i16 };
+pub const ScalesMins = struct { sc: [8]i16, m: [16]i16 };
 
-/// Unpacks the 8 scales and mins, each repeated for both 16-weight halves
-/// (the vector form of `unpackScaleMin`).
-pub inline fn scalesMins16(p: *const [12]u8) ScalesMins {
-    const V = @Vector(8, u8);
-    const pv: @Vector(12, u8) = p.*;
-    const first4 = @Vector(8, bool){ true, true, true, true, false, false, false, false };
-    const a: V = @shuffle(u8, pv, undefined, @Vector(8, i32){ 0, 1, 2, 3, 8, 9, 10, 11 });
-    const b: V = @shuffle(u8, pv, undefined, @Vector(8, i32){ 4, 5, 6, 7, 0, 1, 2, 3 });
-    const c: V = @shuffle(u8, pv, undefined, @Vector(8, i32){ 4, 5, 6, 7, 8, 9, 10, 11 });
-    const d: V = @shuffle(u8, pv, undefined, @Vector(8, i32){ 0, 1, 2, 3, 4, 5, 6, 7 });
-    const six: V = @splat(63);
-    const four: V = @splat(0xF);
-    const sc = @select(u8, first4, a & six, (a & four) | ((b >> @splat(6)) << @splat(4)));
-    const m = @select(u8, first4, c & six, (c >> @splat(4)) | ((d >> @splat(6)) << @splat(4)));
+/// Unpacks the 8 scales (one per 32 weights) and the 8 mins, each min
+/// repeated for both 16-weight halves (what `unpackScaleMin` gives), in
+/// 64-bit integer arithmetic: one byte per value, all at once.
+pub inline fn scalesMins(p: *const [12]u8) ScalesMins {
+    const lo = std.mem.readInt(u64, p[0..8], .little);
+    const hi: u64 = std.mem.readInt(u32, p[8..12], .little);
+    const six: u64 = 0x3f3f3f3f;
+    const four: u64 = 0x0f0f0f0f;
+    const two: u64 = 0x03030303;
+    const sc = (lo & six) | ((hi & four) | ((lo >> 6) & two) << 4) << 32;
+    const m = ((lo >> 32) & six) | (((hi >> 4) & four) | ((lo >> 38) & two) << 4) << 32;
+    const scb: @Vector(8, u8) = @bitCast(sc);
+    const mb: @Vector(8, u8) = @bitCast(m);
     const dup = @Vector(16, i32){ 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7 };
     return .{
-        .sc = @as(@Vector(16, i16), @shuffle(u8, sc, undefined, dup)),
-        .m = @as(@Vector(16, i16), @shuffle(u8, m, undefined, dup)),
+        .sc = @as(@Vector(8, i16), scb),
+        .m = @as(@Vector(16, i16), @shuffle(u8, mb, undefined, dup)),
     };
 }
 
@@ -485,13 +555,14 @@ test "scale/min packing round-trips every 6-bit pair" {
             m[j] = @intCast((63 - v + 3 * j) % 64);
         }
         const p = packScaleMin(&sc, &m);
-        const sm16 = scalesMins16(&p);
+        const sm = scalesMins(&p);
         for (0..8) |j| {
-            try std.testing.expectEqual(@as(i16, sc[j]), sm16.sc[2 * j + 1]);
-            try std.testing.expectEqual(@as(i16, m[j]), sm16.m[2 * j]);
-            const sm = unpackScaleMin(&p, j);
-            try std.testing.expectEqual(sc[j], sm.sc);
-            try std.testing.expectEqual(m[j], sm.m);
+            try std.testing.expectEqual(@as(i16, sc[j]), sm.sc[j]);
+            try std.testing.expectEqual(@as(i16, m[j]), sm.m[2 * j]);
+            try std.testing.expectEqual(@as(i16, m[j]), sm.m[2 * j + 1]);
+            const one = unpackScaleMin(&p, j);
+            try std.testing.expectEqual(sc[j], one.sc);
+            try std.testing.expectEqual(m[j], one.m);
         }
     }
 }
@@ -500,27 +571,52 @@ fn arrayChunk(u: *const [qk]u8, comptime c: usize) U8x32 {
     return u[32 * c ..][0..32].*;
 }
 
-test "scaledSumUnsigned equals the scalar sum of the signed values, including extremes" {
+fn unpackMinus32(u: *const [qk]u8, q: *[qk]i8) void {
+    for (q, u) |*x, v| x.* = @as(i8, @intCast(v)) - 32;
+}
+
+fn unpackAsIs(u: *const [qk]u8, q: *[qk]i8) void {
+    for (q, u) |*x, v| x.* = @intCast(v);
+}
+
+test "blockLanes: SIMD lanes equal the scalar lanes, and they sum to Σ sc·q·a, including extremes" {
     var prng = std.Random.DefaultPrng.init(3);
     const r = prng.random();
     var u: [qk]u8 = undefined;
-    var q: [qk]i8 = undefined;
-    var a: [qk]i8 = undefined;
     var sc: [16]i16 = undefined;
+    var m: [16]i16 = undefined;
     var blk: q8_k.Block = undefined;
     for (0..50) |it| {
-        for (&u, &a) |*x, *y| {
+        for (&u, &blk.qs) |*x, *y| {
             x.* = if (it == 0) 0 else if (it == 1) 63 else r.uintAtMost(u8, 63);
             y.* = if (it < 2) -128 else r.int(i8);
         }
-        for (&q, u) |*x, v| x.* = @as(i8, @intCast(v)) - 32;
-        for (&sc) |*s| s.* = if (it < 2) -128 else r.intRangeAtMost(i16, -128, 127);
-        blk.qs = a;
+        for (&sc, &m) |*s, *n| {
+            s.* = if (it < 2) -128 else r.intRangeAtMost(i16, -128, 127);
+            n.* = if (it < 2) 63 else r.intRangeAtMost(i16, 0, 63);
+        }
         for (&blk.bsums, 0..) |*b, j| {
             var t: i16 = 0;
-            for (a[16 * j ..][0..16]) |v| t += v;
+            for (blk.qs[16 * j ..][0..16]) |v| t += v;
             b.* = t;
         }
-        try std.testing.expectEqual(scaledSumGeneric(&q, &a, &sc), scaledSumUnsigned(&u, arrayChunk, &a, &sc) - 32 * minSum(&sc, &blk));
+        const simd = blockLanes(true, 32, [qk]u8, unpackMinus32, arrayChunk, &u, &blk, &sc);
+        const scalar = blockLanes(false, 32, [qk]u8, unpackMinus32, arrayChunk, &u, &blk, &sc);
+        try std.testing.expectEqual(scalar, simd);
+        var want: i64 = 0;
+        for (u, blk.qs, 0..) |v, x, i| want += @as(i64, sc[i / 16]) * (@as(i64, v) - 32) * x;
+        var got: i64 = 0;
+        for (simd) |v| got += v;
+        try std.testing.expectEqual(want, got);
+        try std.testing.expectEqual(minLanes(false, &m, &blk), minLanes(true, &m, &blk));
+        try std.testing.expectEqual(blockLanes(false, 0, [qk]u8, unpackAsIs, arrayChunk, &u, &blk, &sc), blockLanes(true, 0, [qk]u8, unpackAsIs, arrayChunk, &u, &blk, &sc));
+        const sc8: [8]i16 = sc[0..8].*;
+        const per32 = blockLanes(true, 0, [qk]u8, unpackAsIs, arrayChunk, &u, &blk, &sc8);
+        try std.testing.expectEqual(blockLanes(false, 0, [qk]u8, unpackAsIs, arrayChunk, &u, &blk, &sc8), per32);
+        want = 0;
+        for (u, blk.qs, 0..) |v, x, i| want += @as(i64, sc8[i / 32]) * v * x;
+        got = 0;
+        for (per32) |v| got += v;
+        try std.testing.expectEqual(want, got);
     }
 }

@@ -91,18 +91,16 @@ fn chunk(b: *const Block, comptime c: usize) kq.U8x32 {
 
 inline fn dotWith(comptime simd: bool, w: []const Block, a: []const Activation) f32 {
     std.debug.assert(w.len == a.len);
-    var sum: f32 = 0;
+    var acc: kq.Acc(simd) = .{};
+    var mins: kq.Acc(simd) = .{};
     for (w, a) |*b, *y| {
         const packed_scales: @Vector(16, u8) = b.scales;
         const sc: [16]i16 = @as(@Vector(16, i16), packed_scales & @as(@Vector(16, u8), @splat(0xF)));
         const m: [16]i16 = @as(@Vector(16, i16), packed_scales >> @splat(4));
-        const sumi = kq.blockSum(simd, 0, Block, unpackGeneric, chunk, b, y, &sc);
-        const summ = kq.minSum(&m, y);
-        const d = @as(f32, b.d) * y.d;
-        const dmin = @as(f32, b.dmin) * y.d;
-        sum += d * @as(f32, @floatFromInt(sumi)) - dmin * @as(f32, @floatFromInt(summ));
+        acc.add(kq.blockLanes(simd, 0, Block, unpackGeneric, chunk, b, y, &sc), kq.widen(simd, b.d) * y.d);
+        mins.add(kq.minLanes(simd, &m, y), kq.widen(simd, b.dmin) * y.d);
     }
-    return sum;
+    return acc.sum() - mins.sum();
 }
 
 /// Scalar reference.

@@ -41,11 +41,10 @@ fn unpackScalar(b: *const Block) [32]i8 {
     return v;
 }
 
-/// SIMD twin of `unpackScalar`.
-inline fn unpack(b: *const Block) qdot.I8x32 {
+/// SIMD twin of `unpackScalar`, without the offset: the nibbles 0..15.
+inline fn unpack(b: *const Block) qdot.U8x32 {
     const qs: @Vector(16, u8) = b.qs;
-    const both = std.simd.join(qs & @as(@Vector(16, u8), @splat(0x0F)), qs >> @splat(4));
-    return @as(qdot.I8x32, @bitCast(both)) - @as(qdot.I8x32, @splat(8));
+    return std.simd.join(qs & @as(@Vector(16, u8), @splat(0x0F)), qs >> @splat(4));
 }
 
 pub fn dequantize(src: []const Block, dst: []f32) void {
@@ -57,7 +56,7 @@ pub fn dequantize(src: []const Block, dst: []f32) void {
 }
 
 pub inline fn quads(wb: *const Block, ab: *const Activation) qdot.I32x8 {
-    return qdot.quadsSigned(unpack(wb), ab.qs);
+    return qdot.quadsOffset(unpack(wb), ab.qs, 8);
 }
 
 pub fn quadsScalar(wb: *const Block, ab: *const Activation) [qdot.quad_lanes]i32 {
@@ -90,6 +89,6 @@ test "q4_0: nibble order and offset" {
     try std.testing.expectEqual(@as(f32, 14), y[15]);
     try std.testing.expectEqual(@as(f32, 14), y[16]);
     try std.testing.expectEqual(@as(f32, -16), y[31]);
-    const v: [32]i8 = unpack(&b);
+    const v: [32]i8 = @as(qdot.I8x32, @bitCast(unpack(&b))) - @as(qdot.I8x32, @splat(8));
     try std.testing.expectEqual(unpackScalar(&b), v);
 }

@@ -53,25 +53,12 @@ pub fn fiveScalar(qs: *const [16]u8, qh: *const [4]u8) [32]i8 {
     return v;
 }
 
-const bit_of_lane: @Vector(32, u8) = blk: {
-    var m: [32]u8 = undefined;
-    for (&m, 0..) |*v, e| v.* = @as(u8, 1) << @intCast(e % 8);
-    break :blk m;
-};
-const byte_of_lane: [32]i32 = blk: {
-    var m: [32]i32 = undefined;
-    for (&m, 0..) |*v, e| v.* = e / 8;
-    break :blk m;
-};
-
-/// SIMD twin of `fiveScalar`.
+/// SIMD twin of `fiveScalar`: bit e of qh selects 16 more for element e.
 pub inline fn five(qs: *const [16]u8, qh: *const [4]u8) qdot.U8x32 {
     const q: @Vector(16, u8) = qs.*;
     const low = std.simd.join(q & @as(@Vector(16, u8), @splat(0x0F)), q >> @splat(4));
-    const h: @Vector(4, u8) = qh.*;
-    const spread = @shuffle(u8, h, undefined, byte_of_lane);
-    const high = @select(u8, (spread & bit_of_lane) != @as(@Vector(32, u8), @splat(0)), @as(@Vector(32, u8), @splat(0x10)), @as(@Vector(32, u8), @splat(0)));
-    return low | high;
+    const high: @Vector(32, bool) = @bitCast(std.mem.readInt(u32, qh, .little));
+    return @select(u8, high, low | @as(qdot.U8x32, @splat(0x10)), low);
 }
 
 pub fn dequantize(src: []const Block, dst: []f32) void {
@@ -84,7 +71,7 @@ pub fn dequantize(src: []const Block, dst: []f32) void {
 }
 
 pub inline fn quads(wb: *const Block, ab: *const Activation) qdot.I32x8 {
-    return qdot.quadsSigned(@as(qdot.I8x32, @bitCast(five(&wb.qs, &wb.qh))) - @as(qdot.I8x32, @splat(16)), ab.qs);
+    return qdot.quadsOffset(five(&wb.qs, &wb.qh), ab.qs, 16);
 }
 
 pub fn quadsScalar(wb: *const Block, ab: *const Activation) [qdot.quad_lanes]i32 {

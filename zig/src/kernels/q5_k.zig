@@ -89,16 +89,14 @@ fn chunk(b: *const Block, comptime c: usize) kq.U8x32 {
 
 inline fn dotWith(comptime simd: bool, w: []const Block, a: []const Activation) f32 {
     std.debug.assert(w.len == a.len);
-    var sum: f32 = 0;
+    var acc: kq.Acc(simd) = .{};
+    var mins: kq.Acc(simd) = .{};
     for (w, a) |*b, *y| {
-        const sm = kq.scalesMins16(&b.scales);
-        const sumi = kq.blockSum(simd, 0, Block, unpackGeneric, chunk, b, y, &sm.sc);
-        const summ = kq.minSum(&sm.m, y);
-        const d = @as(f32, b.d) * y.d;
-        const dmin = @as(f32, b.dmin) * y.d;
-        sum += d * @as(f32, @floatFromInt(sumi)) - dmin * @as(f32, @floatFromInt(summ));
+        const sm = kq.scalesMins(&b.scales);
+        acc.add(kq.blockLanes(simd, 0, Block, unpackGeneric, chunk, b, y, &sm.sc), kq.widen(simd, b.d) * y.d);
+        mins.add(kq.minLanes(simd, &sm.m, y), kq.widen(simd, b.dmin) * y.d);
     }
-    return sum;
+    return acc.sum() - mins.sum();
 }
 
 /// Scalar reference.

@@ -99,13 +99,12 @@ fn chunk(b: *const Block, comptime c: usize) kq.U8x32 {
 
 inline fn dotWith(comptime simd: bool, w: []const Block, a: []const Activation) f32 {
     std.debug.assert(w.len == a.len);
-    var sum: f32 = 0;
+    var acc: kq.Acc(simd) = .{};
     for (w, a) |*b, *y| {
         const sc: [16]i16 = @as(@Vector(16, i16), @as(@Vector(16, i8), b.scales));
-        const sumi = kq.blockSum(simd, 32, Block, unpackGeneric, chunk, b, y, &sc);
-        sum += @as(f32, b.d) * y.d * @as(f32, @floatFromInt(sumi));
+        acc.add(kq.blockLanes(simd, 32, Block, unpackGeneric, chunk, b, y, &sc), kq.widen(simd, b.d) * y.d);
     }
-    return sum;
+    return acc.sum();
 }
 
 /// Scalar reference.

@@ -4,21 +4,25 @@
 //! Per block the weight values (unpacked to bytes) are multiplied with the
 //! activation bytes and summed in exact integers as 8 quad sums,
 //! lane l = Σ_{k<4} w[4l+k]·a[4l+k] (what `vpdpbusd`, or `pmaddubsw` then
-//! `pmaddwd`, computes). Blocks are taken in pairs: the two blocks' quad
-//! sums, converted to f32, form one 16-lane vector that is fused-multiply-added
-//! with [scale of the first block ×8, scale of the second ×8] (scale = d_w·d_a,
-//! one f32 rounding) into one 16-lane accumulator. An odd last block pairs
-//! with zeros. The result is the accumulator summed lane by lane left to
-//! right, plus a scalar accumulator of per-block offsets (the m·s term of
-//! Q4_1/Q5_1, fused-multiply-added block by block). This logical shape does
-//! not depend on the hardware vector width, so AVX2, AVX-512, NEON and the
-//! scalar reference return bit-identical results.
+//! `pmaddwd`, computes). The quad sums, converted to f32, are
+//! fused-multiply-added with the block's scale (d_w·d_a, one f32 rounding)
+//! into 8 accumulator lanes: lanes 0..7 of a logical 16 for even blocks,
+//! 8..15 for odd ones. The result is the 16 lanes summed left to right
+//! (the order of every earlier version, bit for bit: with a tree order one
+//! prompt of the bundled demo model jumped by 1e-2 in its logits, a discrete
+//! near-tie flipping), plus a scalar accumulator of
+//! per-block offsets (the m·s term of Q4_1/Q5_1, fused-multiply-added block
+//! by block). This logical shape does not depend on the hardware vector
+//! width, so AVX2, AVX-512, NEON and the scalar reference return
+//! bit-identical results. The SIMD path widens the f16 scales by table
+//! (simd.widen): the vector pipes are the bottleneck, loads are not.
 //!
 //! A type file `T` provides `quads(wb, ab) I32x8` (SIMD), `quadsScalar(wb, ab)
 //! [8]i32`, `scale(wb, ab) [2]f16` (d_w, d_a), and optionally
 //! `offset(wb, ab) [2]f16` (m, s); `dot` and `dotScalar` here run the loop.
 const std = @import("std");
 const builtin = @import("builtin");
+const simd = @import("simd.zig");
 
 pub const block_elems = 32;
 pub const quad_lanes = 8;
@@ -27,7 +31,6 @@ pub const I8x32 = @Vector(32, i8);
 pub const U8x32 = @Vector(32, u8);
 pub const I32x8 = @Vector(8, i32);
 const F32x8 = @Vector(8, f32);
-const F32x16 = @Vector(16, f32);
 
 const x86 = builtin.cpu.arch == .x86_64;
 const has_avx2 = x86 and std.Target.x86.featureSetHas(builtin.cpu.features, .avx2);
@@ -49,6 +52,18 @@ pub inline fn quadsUnsigned(w: U8x32, a: I8x32) I32x8 {
     if (has_vnni) return @"llvm.x86.avx512.vpdpbusd.256"(@splat(0), @bitCast(w), @bitCast(a));
     if (has_avx2) return @"llvm.x86.avx2.pmadd.wd"(@"llvm.x86.avx2.pmadd.ub.sw"(w, a), @splat(1));
     return quadsPortable(@as(@Vector(32, i32), w), a);
+}
+
+/// Quad sums of `(u − off) · a` for weights u (bytes, u − off in −128..127)
+/// and activations −127..127. With VNNI: Σ u·a + Σ off·(−a), two `vpdpbusd`
+/// and no sign juggling; otherwise through `quadsSigned`.
+pub inline fn quadsOffset(u: U8x32, a: I8x32, comptime off: u8) I32x8 {
+    if (has_vnni) {
+        const neg = @as(I8x32, @splat(0)) -% a;
+        const ua = @"llvm.x86.avx512.vpdpbusd.256"(@splat(0), @bitCast(u), @bitCast(a));
+        return @"llvm.x86.avx512.vpdpbusd.256"(ua, @bitCast(@as(U8x32, @splat(off))), @bitCast(neg));
+    }
+    return quadsSigned(@as(I8x32, @bitCast(u)) -% @as(I8x32, @splat(@bitCast(off))), a);
 }
 
 /// Quad sums of `w · a` for signed weights −128..127 and activations −127..127
@@ -73,48 +88,33 @@ pub fn quadsScalar(w: *const [block_elems]i8, a: *const [block_elems]i8) [quad_l
     return s;
 }
 
-/// The four f16 factors of a block pair (d_w, d_a of each), or eight with
-/// the offsets (then m, s of each follow), widened in one conversion.
-inline fn pairFactors(comptime T: type, w: []const T.Block, a: []const T.Activation, i: usize, comptime second: bool) @Vector(if (@hasDecl(T, "offset")) 8 else 4, f32) {
-    const n = if (@hasDecl(T, "offset")) 8 else 4;
-    var h: @Vector(n, u16) = @splat(0);
-    inline for (0..2) |k| {
-        if (k == 0 or second) {
-            const sc = T.scale(&w[i + k], &a[i + k]);
-            h[2 * k] = @bitCast(sc[0]);
-            h[2 * k + 1] = @bitCast(sc[1]);
-            if (n == 8) {
-                const o = T.offset(&w[i + k], &a[i + k]);
-                h[4 + 2 * k] = @bitCast(o[0]);
-                h[4 + 2 * k + 1] = @bitCast(o[1]);
-            }
-        }
-    }
-    return @as(@Vector(n, f16), @bitCast(h));
-}
-
-/// Adds blocks i and (if `second`) i+1 to the accumulators.
-inline fn pairStep(comptime T: type, w: []const T.Block, a: []const T.Activation, i: usize, comptime second: bool, acc: *F32x16, off: *f32) void {
-    const q = std.simd.join(T.quads(&w[i], &a[i]), if (second) T.quads(&w[i + 1], &a[i + 1]) else @as(I32x8, @splat(0)));
-    const f = pairFactors(T, w, a, i, second);
-    const p = @shuffle(f32, f, undefined, [2]i32{ 0, 2 }) * @shuffle(f32, f, undefined, [2]i32{ 1, 3 });
-    const s = @shuffle(f32, p, undefined, [16]i32{ 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1 });
-    acc.* = @mulAdd(F32x16, @floatFromInt(q), s, acc.*);
+/// Adds block i to the 8 accumulator lanes `acc` (lanes 0..7 of the logical
+/// 16 for an even i, 8..15 for an odd one) and its offset to `off`. The scale
+/// is one f32 product per block, so the vector work is one conversion and
+/// one fused multiply-add of 8 lanes: no shuffles to build pair vectors.
+inline fn blockStep(comptime T: type, wb: *const T.Block, ab: *const T.Activation, acc: *F32x8, off: *f32) void {
+    const q = T.quads(wb, ab);
+    const sc = T.scale(wb, ab);
+    const s = simd.widen(sc[0]) * simd.widen(sc[1]);
+    acc.* = @mulAdd(F32x8, @floatFromInt(q), @splat(s), acc.*);
     if (@hasDecl(T, "offset")) {
-        off.* = @mulAdd(f32, f[4], f[5], off.*);
-        if (second) off.* = @mulAdd(f32, f[6], f[7], off.*);
+        const o = T.offset(wb, ab);
+        off.* = @mulAdd(f32, simd.widen(o[0]), simd.widen(o[1]), off.*);
     }
 }
 
 /// The SIMD dot product of a row of `T.Block` with `T.Activation` blocks.
 pub inline fn dot(comptime T: type, w: []const T.Block, a: []const T.Activation) f32 {
     std.debug.assert(w.len == a.len);
-    var acc: F32x16 = @splat(0);
+    var acc: [2]F32x8 = .{ @splat(0), @splat(0) };
     var off: f32 = 0;
     var i: usize = 0;
-    while (i + 2 <= w.len) : (i += 2) pairStep(T, w, a, i, true, &acc, &off);
-    if (i < w.len) pairStep(T, w, a, i, false, &acc, &off);
-    const lanes: [16]f32 = acc;
+    while (i + 2 <= w.len) : (i += 2) {
+        blockStep(T, &w[i], &a[i], &acc[0], &off);
+        blockStep(T, &w[i + 1], &a[i + 1], &acc[1], &off);
+    }
+    if (i < w.len) blockStep(T, &w[i], &a[i], &acc[0], &off);
+    const lanes: [16]f32 = std.simd.join(acc[0], acc[1]);
     var sum: f32 = 0;
     inline for (lanes) |x| sum += x;
     return sum + off;
@@ -268,4 +268,8 @@ test "quad sums: SIMD equals scalar on extreme bytes" {
     try std.testing.expectEqual(quadsScalar(&w, &a), v);
     const uv: [8]i32 = quadsUnsigned(@bitCast(u), a);
     try std.testing.expectEqual(quadsScalar(&u, &a), uv);
+    var u16s: [32]i8 = undefined;
+    for (&u16s, u) |*x, b| x.* = b - 16;
+    const ov: [8]i32 = quadsOffset(@bitCast(u), a, 16);
+    try std.testing.expectEqual(quadsScalar(&u16s, &a), ov);
 }

@@ -48,3 +48,44 @@ pub fn finishScalar(acc: *const [acc_count][lanes]f32) f32 {
     for (v) |x| s += x;
     return s;
 }
+
+/// Sums 8 lanes as a tree: (v[i] + v[i+4]), then (s[i] + s[i+2]), then the
+/// last two; three dependent adds instead of seven at the end of each row.
+pub inline fn sum8(v: @Vector(8, f32)) f32 {
+    const s4 = @shuffle(f32, v, undefined, @Vector(4, i32){ 0, 1, 2, 3 }) + @shuffle(f32, v, undefined, @Vector(4, i32){ 4, 5, 6, 7 });
+    const s2 = @shuffle(f32, s4, undefined, @Vector(2, i32){ 0, 1 }) + @shuffle(f32, s4, undefined, @Vector(2, i32){ 2, 3 });
+    return s2[0] + s2[1];
+}
+
+/// Scalar twin of `sum8`.
+pub fn sum8Scalar(v: *const [8]f32) f32 {
+    var s4: [4]f32 = undefined;
+    for (&s4, 0..) |*x, i| x.* = v[i] + v[i + 4];
+    return (s4[0] + s4[2]) + (s4[1] + s4[3]);
+}
+
+/// Every f16 bit pattern widened to f32 (256 KiB, built at compile time).
+/// A table load per block scale keeps the conversion off the vector pipes,
+/// which the dot products saturate; the values are the exact widenings.
+const f16_table: [1 << 16]f32 = blk: {
+    @setEvalBranchQuota(1 << 20);
+    var t: [1 << 16]f32 = undefined;
+    for (&t, 0..) |*v, i| v.* = @floatCast(@as(f16, @bitCast(@as(u16, @intCast(i)))));
+    break :blk t;
+};
+
+/// `h` widened to f32 by table lookup (same value as `@as(f32, h)`).
+pub inline fn widen(h: f16) f32 {
+    return f16_table[@as(u16, @bitCast(h))];
+}
+
+test "widen equals the hardware conversion for every finite f16 and keeps NaN a NaN" {
+    for (0..1 << 16) |i| {
+        const h: f16 = @bitCast(@as(u16, @intCast(i)));
+        if (std.math.isNan(h)) {
+            try std.testing.expect(std.math.isNan(widen(h)));
+        } else {
+            try std.testing.expectEqual(@as(u32, @bitCast(@as(f32, h))), @as(u32, @bitCast(widen(h))));
+        }
+    }
+}
