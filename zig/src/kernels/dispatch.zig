@@ -131,6 +131,17 @@ pub fn matmul(pool: ?*threads.Pool, t: GgmlType, w: []const u8, x: []const f32, 
 const tile_bytes = 256 * 1024;
 const act_tile_bytes = 16 * 1024;
 
+/// Tokens per `dotN` call for the weight types that have one: each weight
+/// block is unpacked once for the group (the rest go through `dot`).
+const token_group = 4;
+
+/// Tokens per block: as many as fit in `fit`, at least one, and with `dotN`
+/// a whole number of groups (at least one).
+fn tileTokens(grouped: bool, fit: usize) usize {
+    if (!grouped) return @max(1, fit);
+    return @max(token_group, fit / token_group * token_group);
+}
+
 fn mulAs(comptime K: type, pool: ?*threads.Pool, t: GgmlType, op: []const u8, w: []const u8, x: []const f32, y: []f32, rows: usize, cols: usize, n_tokens: usize) Error!void {
     const name = @tagName(t);
     if (!@hasDecl(K, "dot"))
@@ -191,7 +202,15 @@ fn mulAs(comptime K: type, pool: ?*threads.Pool, t: GgmlType, op: []const u8, w:
                     const t1 = @min(c.n_tokens, t0 + c.tile_tokens);
                     for (r0..r1) |r| {
                         const wr = c.w[r * c.nb ..][0..c.nb];
-                        for (t0..t1) |i| c.y[i * c.rows + r] = K.dot(wr, c.a[i * c.na ..][0..c.na]);
+                        var i = t0;
+                        if (@hasDecl(K, "dotN")) {
+                            while (i + token_group <= t1) : (i += token_group) {
+                                var as: [token_group][]const K.Activation = undefined;
+                                for (&as, i..) |*s, k| s.* = c.a[k * c.na ..][0..c.na];
+                                for (K.dotN(token_group, wr, &as), i..) |v, k| c.y[k * c.rows + r] = v;
+                            }
+                        }
+                        for (i..t1) |k| c.y[k * c.rows + r] = K.dot(wr, c.a[k * c.na ..][0..c.na]);
                     }
                 }
             }
@@ -206,7 +225,7 @@ fn mulAs(comptime K: type, pool: ?*threads.Pool, t: GgmlType, op: []const u8, w:
         .rows = rows,
         .n_tokens = n_tokens,
         .tile_rows = @max(1, tile_bytes / @max(1, row_bytes)),
-        .tile_tokens = @max(1, act_tile_bytes / @max(1, a_per_token * @sizeOf(K.Activation))),
+        .tile_tokens = tileTokens(@hasDecl(K, "dotN"), act_tile_bytes / @max(1, a_per_token * @sizeOf(K.Activation))),
     };
     const job = threads.Job{ .ctx = &ctx, .func = Tiles.run, .rows = if (n_tokens == 0) 0 else rows };
     if (pool) |p| {
@@ -244,10 +263,13 @@ test "dispatch: matvec equals per-row dots on quantized activations, for any thr
 test "dispatch: matmul equals matvec per token, bit for bit, for every weight type, odd token counts, tile tails and 1..3 threads" {
     const alloc = std.testing.allocator;
     const fill = @import("qdot.zig").testing.fill;
-    // Wide enough rows that both tilings have tails: e.g. Q8_0 60 rows × 3 tokens, F32 16 rows × 1 token.
+    // Wide enough rows that both tilings have tails: e.g. Q8_0 60 rows × 4
+    // tokens (one dotN group per token block), F32 16 rows × 1 token. With
+    // 512 columns a token block holds several groups: 11 tokens are two
+    // groups of 4 and a tail of 3 in one block.
     const rows = 301;
     const cols = 4096;
-    const max_tokens = 7;
+    const max_tokens = 11;
     const wf = try alloc.alloc(f32, rows * cols);
     defer alloc.free(wf);
     fill(wf, 11);
@@ -261,16 +283,18 @@ test "dispatch: matmul equals matvec per token, bit for bit, for every weight ty
     var want: [rows]f32 = undefined;
     const pools = [_]*threads.Pool{ try threads.Pool.create(alloc, 2), try threads.Pool.create(alloc, 3) };
     defer for (pools) |p| p.destroy();
-    for ([_]GgmlType{ .f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k }) |t| {
-        const w = wq[0 .. rows * t.rowBytes(cols).?];
-        try quantize(t, wf, w);
-        for ([_]usize{ 1, 2, 7 }) |n| {
-            for ([_]?*threads.Pool{ null, pools[0], pools[1] }) |pool| {
-                @memset(y, std.math.nan(f32));
-                try matmul(pool, t, w, x[0 .. n * cols], y[0 .. n * rows], rows, cols, n);
-                for (0..n) |i| {
-                    try matvec(null, t, w, x[i * cols ..][0..cols], &want, rows, cols);
-                    try std.testing.expectEqualSlices(u32, @ptrCast(&want), @ptrCast(y[i * rows ..][0..rows]));
+    for ([_]usize{ cols, 512 }) |c| {
+        for ([_]GgmlType{ .f32, .f16, .bf16, .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k }) |t| {
+            const w = wq[0 .. rows * t.rowBytes(c).?];
+            try quantize(t, wf[0 .. rows * c], w);
+            for ([_]usize{ 1, 2, 7, 11 }) |n| {
+                for ([_]?*threads.Pool{ null, pools[0], pools[1] }) |pool| {
+                    @memset(y, std.math.nan(f32));
+                    try matmul(pool, t, w, x[0 .. n * c], y[0 .. n * rows], rows, c, n);
+                    for (0..n) |i| {
+                        try matvec(null, t, w, x[i * c ..][0..c], &want, rows, c);
+                        try std.testing.expectEqualSlices(u32, @ptrCast(&want), @ptrCast(y[i * rows ..][0..rows]));
+                    }
                 }
             }
         }

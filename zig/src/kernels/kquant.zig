@@ -141,48 +141,65 @@ inline fn foldLanes(comptime sb: usize, comptime n: usize, acc: [n]Quads(sb)) I3
 }
 
 /// SIMD: lane l = Σ_{i: (i/4) mod 8 = l} sc[i/per]·u[i]·a[i] for unsigned
-/// weights u ≤ 63 and scales per 16 or 32 weights. Exact. `chunk(src, c)`
-/// gives weights 32c … 32c+31, so they stay in registers.
-inline fn scaledLanesUnsigned(comptime per: usize, src: anytype, comptime chunk: anytype, a: *const [qk]i8, sc: @Vector(qk / per, i16)) I32xL {
+/// weights u ≤ 63 and scales per 16 or 32 weights, for each of `n` tokens'
+/// activations `a`. Exact. `chunk(src, c)` gives weights 32c … 32c+31, so
+/// they stay in registers: each step's weights and scales are unpacked once
+/// and multiplied with every token's bytes.
+inline fn scaledLanesUnsigned(comptime n: usize, comptime per: usize, src: anytype, comptime chunk: anytype, a: *const [n]*const [qk]i8, sc: @Vector(qk / per, i16)) [n]I32xL {
     const sb = step_bytes;
-    const n = if (sb / 4 >= lanes) 1 else lanes / (sb / 4);
-    var acc: [n]Quads(sb) = @splat(@splat(0));
+    const m = if (sb / 4 >= lanes) 1 else lanes / (sb / 4);
+    var acc: [n][m]Quads(sb) = @splat(@splat(@splat(0)));
     inline for (0..qk / sb) |k| {
-        const av: @Vector(sb, i8) = a[k * sb ..][0..sb].*;
-        acc[k % n] = addPairs32(sb, acc[k % n], pairs(sb, stepWeights(sb, src, chunk, k), av), stepScales(sb, per, sc, k));
+        const u = stepWeights(sb, src, chunk, k);
+        const s = stepScales(sb, per, sc, k);
+        inline for (&acc, a) |*t, at| {
+            const av: @Vector(sb, i8) = at[k * sb ..][0..sb].*;
+            t[k % m] = addPairs32(sb, t[k % m], pairs(sb, u, av), s);
+        }
     }
-    return foldLanes(sb, n, acc);
+    var r: [n]I32xL = undefined;
+    inline for (&r, acc) |*v, t| v.* = foldLanes(sb, m, t);
+    return r;
 }
 
-/// The integer lanes of one block, with one scale per `per` = 256 / sc.len
-/// weights (16 or 32). The values are q = u − `offset`: `chunk` (SIMD) gives
-/// u, 32 at a time; `unpackSigned` (scalar reference) gives q. Lane l =
-/// Σ_{i in lane l} sc[i/per]·u[i]·a[i] − offset·(sc[2l]·bsums[2l] +
-/// sc[2l+1]·bsums[2l+1]) (offsets only with per = 16): summed over the lanes,
-/// Σ_j sc[j] Σ_{i in j} q[i]·a[i].
+/// The integer lanes of one block for each of `n` tokens' activation blocks
+/// `a`, with one scale per `per` = 256 / sc.len weights (16 or 32). The
+/// values are q = u − `offset`: `chunk` (SIMD) gives u, 32 at a time;
+/// `unpackSigned` (scalar reference) gives q. Lane l = Σ_{i in lane l}
+/// sc[i/per]·u[i]·a[i] − offset·(sc[2l]·bsums[2l] + sc[2l+1]·bsums[2l+1])
+/// (offsets only with per = 16): summed over the lanes, Σ_j sc[j] Σ_{i in j}
+/// q[i]·a[i]. Exact integers, so a token's lanes do not depend on `n`.
 pub inline fn blockLanes(
     comptime simd: bool,
+    comptime n: usize,
     comptime offset: i32,
     comptime B: type,
     comptime unpackSigned: fn (*const B, *[qk]i8) void,
     comptime chunk: anytype,
     b: *const B,
-    a: *const q8_k.Block,
+    a: *const [n]*const q8_k.Block,
     sc: anytype,
-) [lanes]i32 {
+) [n][lanes]i32 {
     const per = qk / sc.len;
     comptime std.debug.assert((per == 16 or per == 32) and (offset == 0 or per == 16));
+    var r: [n][lanes]i32 = undefined;
     if (simd) {
-        const s = scaledLanesUnsigned(per, b, chunk, &a.qs, sc.*);
-        if (offset == 0) return s;
-        return s - @as(I32xL, @splat(offset)) * pairLanes(sc.*, a.bsums);
+        var qs: [n]*const [qk]i8 = undefined;
+        inline for (&qs, a) |*q, at| q.* = &at.qs;
+        const s = scaledLanesUnsigned(n, per, b, chunk, &qs, sc.*);
+        inline for (&r, s, a) |*v, st, at| {
+            v.* = if (offset == 0) st else st - @as(I32xL, @splat(offset)) * pairLanes(sc.*, at.bsums);
+        }
+        return r;
     }
     var q: [qk]i8 = undefined;
     unpackSigned(b, &q);
-    var r: [lanes]i32 = @splat(0);
-    for (q, a.qs, 0..) |v, x, i| r[(i / 4) % lanes] += @as(i32, sc[i / per]) * (@as(i32, v) + offset) * x;
-    if (offset != 0) {
-        for (&r, pairLanesScalar(sc, &a.bsums)) |*v, c| v.* -= offset * c;
+    for (&r, a) |*rt, at| {
+        rt.* = @splat(0);
+        for (q, at.qs, 0..) |v, x, i| rt[(i / 4) % lanes] += @as(i32, sc[i / per]) * (@as(i32, v) + offset) * x;
+        if (offset != 0) {
+            for (rt, pairLanesScalar(sc, &at.bsums)) |*v, c| v.* -= offset * c;
+        }
     }
     return r;
 }
@@ -190,6 +207,18 @@ pub inline fn blockLanes(
 /// The minimum terms of one block: lane l = m[2l]·bsums[2l] + m[2l+1]·bsums[2l+1].
 pub inline fn minLanes(comptime simd: bool, m: *const [16]i16, a: *const q8_k.Block) [lanes]i32 {
     return if (simd) pairLanes(m.*, a.bsums) else pairLanesScalar(m, &a.bsums);
+}
+
+/// Block `i` of each of the `n` tokens' activation rows.
+pub inline fn column(comptime n: usize, a: *const [n][]const q8_k.Block, i: usize) [n]*const q8_k.Block {
+    var r: [n]*const q8_k.Block = undefined;
+    inline for (&r, a) |*p, row| p.* = &row[i];
+    return r;
+}
+
+/// Asserts every token's activation row has `len` blocks (one per weight block).
+pub inline fn checkRows(comptime n: usize, a: *const [n][]const q8_k.Block, len: usize) void {
+    inline for (a) |row| std.debug.assert(row.len == len);
 }
 
 /// A block's f16 scale as f32: the SIMD paths look it up in a table (off the

@@ -75,6 +75,11 @@ pub fn dot(w: []const Block, a: []const Activation) f32 {
     return qdot.dot(@This(), w, a);
 }
 
+/// `dot` of one row with `n` tokens' activations at once: result t has the bits of `dot(w, a[t])`.
+pub fn dotN(comptime n: usize, w: []const Block, a: *const [n][]const Activation) [n]f32 {
+    return qdot.dotN(@This(), n, w, a);
+}
+
 test "q4_0: SIMD = scalar bit for bit, dot within budget of f32, round trip" {
     // Budget: weights carry up to d/2 = max|w|/16 absolute error.
     try qdot.testing.checkType(@This(), q8_0, 0.12, 0.21);

@@ -82,6 +82,11 @@ pub fn dot(w: []const Block, a: []const Activation) f32 {
     return qdot.dot(@This(), w, a);
 }
 
+/// `dot` of one row with `n` tokens' activations at once: result t has the bits of `dot(w, a[t])`.
+pub fn dotN(comptime n: usize, w: []const Block, a: *const [n][]const Activation) [n]f32 {
+    return qdot.dotN(@This(), n, w, a);
+}
+
 test "q4_1: SIMD = scalar bit for bit, dot within budget of f32, round trip" {
     try qdot.testing.checkType(@This(), q8_1, 0.12, 0.18);
 }

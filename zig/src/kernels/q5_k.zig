@@ -87,26 +87,38 @@ fn chunk(b: *const Block, comptime c: usize) kq.U8x32 {
     return low | (((qh >> @splat(c)) & @as(kq.U8x32, @splat(1))) << @splat(4));
 }
 
-inline fn dotWith(comptime simd: bool, w: []const Block, a: []const Activation) f32 {
-    std.debug.assert(w.len == a.len);
-    var acc: kq.Acc(simd) = .{};
-    var mins: kq.Acc(simd) = .{};
-    for (w, a) |*b, *y| {
+/// The row dot for each of `n` tokens: per token the same operations in the
+/// same order whatever `n` (integer lanes, then one fused multiply-add per block).
+inline fn dotWith(comptime simd: bool, comptime n: usize, w: []const Block, a: *const [n][]const Activation) [n]f32 {
+    kq.checkRows(n, a, w.len);
+    var acc: [n]kq.Acc(simd) = @splat(.{});
+    var mins: [n]kq.Acc(simd) = @splat(.{});
+    for (w, 0..) |*b, i| {
+        const ys = kq.column(n, a, i);
         const sm = kq.scalesMins(&b.scales);
-        acc.add(kq.blockLanes(simd, 0, Block, unpackGeneric, chunk, b, y, &sm.sc), kq.widen(simd, b.d) * y.d);
-        mins.add(kq.minLanes(simd, &sm.m, y), kq.widen(simd, b.dmin) * y.d);
+        const lanes = kq.blockLanes(simd, n, 0, Block, unpackGeneric, chunk, b, &ys, &sm.sc);
+        inline for (&acc, lanes, ys) |*t, l, y| t.add(l, kq.widen(simd, b.d) * y.d);
+        inline for (&mins, ys) |*t, y| t.add(kq.minLanes(simd, &sm.m, y), kq.widen(simd, b.dmin) * y.d);
     }
-    return acc.sum() - mins.sum();
+    var r: [n]f32 = undefined;
+    inline for (&r, acc, mins) |*v, t, u| v.* = t.sum() - u.sum();
+    return r;
 }
 
 /// Scalar reference.
 pub fn dotGeneric(w: []const Block, a: []const Activation) f32 {
-    return dotWith(false, w, a);
+    return dotWith(false, 1, w, &.{a})[0];
 }
 
 /// SIMD dot product; the same bits as `dotGeneric`.
 pub fn dot(w: []const Block, a: []const Activation) f32 {
-    return dotWith(true, w, a);
+    return dotWith(true, 1, w, &.{a})[0];
+}
+
+/// `dot` of one row with `n` tokens' activations, each weight block unpacked
+/// once for all of them: result t has the bits of `dot(w, a[t])`.
+pub fn dotN(comptime n: usize, w: []const Block, a: *const [n][]const Activation) [n]f32 {
+    return dotWith(true, n, w, a);
 }
 
 test "q5_k: quantize error, SIMD = scalar, dot = f64 dot of dequantized" {

@@ -54,6 +54,11 @@ pub fn dot(w: []const Block, a: []const Activation) f32 {
     return qdot.dot(@This(), w, a);
 }
 
+/// `dot` of one row with `n` tokens' activations at once: result t has the bits of `dot(w, a[t])`.
+pub fn dotN(comptime n: usize, w: []const Block, a: *const [n][]const Activation) [n]f32 {
+    return qdot.dotN(@This(), n, w, a);
+}
+
 test "q8_0: SIMD = scalar bit for bit, dot within budget of f32, round trip" {
     // Budget: each of w and x carries ≤ 1/254 relative rounding error per element.
     try qdot.testing.checkType(@This(), @This(), 2.0 / 254.0, 0.015);

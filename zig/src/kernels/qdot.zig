@@ -105,19 +105,35 @@ inline fn blockStep(comptime T: type, wb: *const T.Block, ab: *const T.Activatio
 
 /// The SIMD dot product of a row of `T.Block` with `T.Activation` blocks.
 pub inline fn dot(comptime T: type, w: []const T.Block, a: []const T.Activation) f32 {
-    std.debug.assert(w.len == a.len);
-    var acc: [2]F32x8 = .{ @splat(0), @splat(0) };
-    var off: f32 = 0;
+    return dotN(T, 1, w, &.{a})[0];
+}
+
+/// `dot` of one row with each of `n` tokens' activation rows `a`, block by
+/// block for all tokens (the compiler keeps one load and unpacking of each
+/// weight block for them). Per token the operations and their order are
+/// those of `dot`, so result t has its bits for `a[t]`.
+pub inline fn dotN(comptime T: type, comptime n: usize, w: []const T.Block, a: *const [n][]const T.Activation) [n]f32 {
+    inline for (a) |row| std.debug.assert(row.len == w.len);
+    var acc: [n][2]F32x8 = @splat(.{ @splat(0), @splat(0) });
+    var off: [n]f32 = @splat(0);
     var i: usize = 0;
     while (i + 2 <= w.len) : (i += 2) {
-        blockStep(T, &w[i], &a[i], &acc[0], &off);
-        blockStep(T, &w[i + 1], &a[i + 1], &acc[1], &off);
+        inline for (&acc, &off, a) |*t, *o, row| {
+            blockStep(T, &w[i], &row[i], &t[0], o);
+            blockStep(T, &w[i + 1], &row[i + 1], &t[1], o);
+        }
     }
-    if (i < w.len) blockStep(T, &w[i], &a[i], &acc[0], &off);
-    const lanes: [16]f32 = std.simd.join(acc[0], acc[1]);
-    var sum: f32 = 0;
-    inline for (lanes) |x| sum += x;
-    return sum + off;
+    if (i < w.len) {
+        inline for (&acc, &off, a) |*t, *o, row| blockStep(T, &w[i], &row[i], &t[0], o);
+    }
+    var r: [n]f32 = undefined;
+    inline for (&r, acc, off) |*v, t, o| {
+        const lanes: [16]f32 = std.simd.join(t[0], t[1]);
+        var sum: f32 = 0;
+        inline for (lanes) |x| sum += x;
+        v.* = sum + o;
+    }
+    return r;
 }
 
 /// Scalar twin of `dot`: the same operations in the same order, one lane at a time.
