@@ -146,6 +146,7 @@ inline fn foldLanes(comptime sb: usize, comptime n: usize, acc: [n]Quads(sb)) I3
 /// they stay in registers: each step's weights and scales are unpacked once
 /// and multiplied with every token's bytes.
 inline fn scaledLanesUnsigned(comptime n: usize, comptime per: usize, src: anytype, comptime chunk: anytype, a: *const [n]*const [qk]i8, sc: @Vector(qk / per, i16)) [n]I32xL {
+    @setEvalBranchQuota(10_000);
     const sb = step_bytes;
     const m = if (sb / 4 >= lanes) 1 else lanes / (sb / 4);
     var acc: [n][m]Quads(sb) = @splat(@splat(@splat(0)));
@@ -608,13 +609,14 @@ fn unpackAsIs(u: *const [qk]u8, q: *[qk]i8) void {
     for (q, u) |*x, v| x.* = @intCast(v);
 }
 
-test "blockLanes: SIMD lanes equal the scalar lanes, and they sum to Σ sc·q·a, including extremes" {
+test "blockLanes: SIMD lanes equal the scalar lanes for 1 and 3 tokens, and they sum to Σ sc·q·a, including extremes" {
     var prng = std.Random.DefaultPrng.init(3);
     const r = prng.random();
     var u: [qk]u8 = undefined;
     var sc: [16]i16 = undefined;
     var m: [16]i16 = undefined;
     var blk: q8_k.Block = undefined;
+    var other: q8_k.Block = undefined;
     for (0..50) |it| {
         for (&u, &blk.qs) |*x, *y| {
             x.* = if (it == 0) 0 else if (it == 1) 63 else r.uintAtMost(u8, 63);
@@ -629,19 +631,31 @@ test "blockLanes: SIMD lanes equal the scalar lanes, and they sum to Σ sc·q·a
             for (blk.qs[16 * j ..][0..16]) |v| t += v;
             b.* = t;
         }
-        const simd = blockLanes(true, 32, [qk]u8, unpackMinus32, arrayChunk, &u, &blk, &sc);
-        const scalar = blockLanes(false, 32, [qk]u8, unpackMinus32, arrayChunk, &u, &blk, &sc);
+        const one = [1]*const q8_k.Block{&blk};
+        const simd = blockLanes(true, 1, 32, [qk]u8, unpackMinus32, arrayChunk, &u, &one, &sc)[0];
+        const scalar = blockLanes(false, 1, 32, [qk]u8, unpackMinus32, arrayChunk, &u, &one, &sc)[0];
         try std.testing.expectEqual(scalar, simd);
+        // A group of tokens gets each token's single-token lanes.
+        for (&other.qs) |*y| y.* = r.int(i8);
+        for (&other.bsums, 0..) |*b, j| {
+            var t: i16 = 0;
+            for (other.qs[16 * j ..][0..16]) |v| t += v;
+            b.* = t;
+        }
+        const group = [3]*const q8_k.Block{ &blk, &other, &blk };
+        const other_lanes = blockLanes(false, 1, 32, [qk]u8, unpackMinus32, arrayChunk, &u, &.{&other}, &sc)[0];
+        try std.testing.expectEqual([3][lanes]i32{ scalar, other_lanes, scalar }, blockLanes(true, 3, 32, [qk]u8, unpackMinus32, arrayChunk, &u, &group, &sc));
+        try std.testing.expectEqual(blockLanes(false, 3, 0, [qk]u8, unpackAsIs, arrayChunk, &u, &group, &sc), blockLanes(true, 3, 0, [qk]u8, unpackAsIs, arrayChunk, &u, &group, &sc));
         var want: i64 = 0;
         for (u, blk.qs, 0..) |v, x, i| want += @as(i64, sc[i / 16]) * (@as(i64, v) - 32) * x;
         var got: i64 = 0;
         for (simd) |v| got += v;
         try std.testing.expectEqual(want, got);
         try std.testing.expectEqual(minLanes(false, &m, &blk), minLanes(true, &m, &blk));
-        try std.testing.expectEqual(blockLanes(false, 0, [qk]u8, unpackAsIs, arrayChunk, &u, &blk, &sc), blockLanes(true, 0, [qk]u8, unpackAsIs, arrayChunk, &u, &blk, &sc));
+        try std.testing.expectEqual(blockLanes(false, 1, 0, [qk]u8, unpackAsIs, arrayChunk, &u, &one, &sc), blockLanes(true, 1, 0, [qk]u8, unpackAsIs, arrayChunk, &u, &one, &sc));
         const sc8: [8]i16 = sc[0..8].*;
-        const per32 = blockLanes(true, 0, [qk]u8, unpackAsIs, arrayChunk, &u, &blk, &sc8);
-        try std.testing.expectEqual(blockLanes(false, 0, [qk]u8, unpackAsIs, arrayChunk, &u, &blk, &sc8), per32);
+        const per32 = blockLanes(true, 1, 0, [qk]u8, unpackAsIs, arrayChunk, &u, &one, &sc8)[0];
+        try std.testing.expectEqual(blockLanes(false, 1, 0, [qk]u8, unpackAsIs, arrayChunk, &u, &one, &sc8)[0], per32);
         want = 0;
         for (u, blk.qs, 0..) |v, x, i| want += @as(i64, sc8[i / 32]) * v * x;
         got = 0;
