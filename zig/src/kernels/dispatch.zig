@@ -125,7 +125,8 @@ pub fn matmul(pool: ?*threads.Pool, t: GgmlType, w: []const u8, x: []const f32, 
 
 /// A thread works on a tile of rows (up to `tile_bytes` of weights, kept in
 /// L2) for a block of tokens (up to `act_tile_bytes` of activations, kept in
-/// L1), each weight row dotted with the block's tokens in turn. Measured on
+/// L1), each weight row dotted with the block's tokens in groups of
+/// `token_group` (see `tileTokens`) and the rest one at a time. Measured on
 /// the 1 MiB-L2 dev machine (bench/matmul_bench.ts): 2x over 64 KiB row tiles
 /// with one token at a time for Q4_K and F16 at T = 64.
 const tile_bytes = 256 * 1024;
