@@ -49,9 +49,9 @@ function bytesOf(t: TensorData, op: string): Uint8Array {
 
 /**
  * `y = W·x` for a weight matrix `W` (`rows × cols`, GGUF `dims = [cols, rows]`)
- * of any GGML weight type. F32 and F16 use their dedicated kernels; every
- * other type goes through the native generic matvec, which quantizes `x` to
- * the type's activation format as GGML does.
+ * of any GGML weight type, through the native generic matvec, which converts
+ * `x` once to the type's activation format as GGML does (F16 for F16 weights,
+ * BF16 for BF16, Q8_x for the quantized types).
  *
  * @throws {EdgeMoeError} `invalid_argument` on shape mismatch, `unsupported` for an unknown type.
  */
@@ -66,9 +66,7 @@ export function matvec(lib: NativeLibrary, w: TensorData, x: Float32Array, y: Fl
     );
   }
   const bytes = bytesOf(w, op);
-  // As GGML: F16 weights multiply activations rounded to F16 (F16's vec_dot_type).
-  const act = w.type === GgmlType.f16 ? Float32Array.from(new Float16Array(x)) : x;
-  lib.matvec(typeName(w, op), bytes, act, y, rows, cols, pool);
+  lib.matvec(typeName(w, op), bytes, x, y, rows, cols, pool);
 }
 
 /** Writes row `row` of `t` to `out` as f32 (embedding lookup), dequantizing if needed. */

@@ -3,7 +3,8 @@
 //! line in `Kernel` and in `withKernel`'s list (and, for a new activation format, one in `ActivationOf`).
 //!
 //! A matvec quantizes the activations once per call to the weight type's
-//! activation format (Q8_0, Q8_1, or f32 for float weights), then computes
+//! activation format (Q8_0, Q8_1, Q8_K; F16 for F16 weights, BF16 for BF16
+//! weights, f32 for F32 — GGML's `vec_dot_type`), then computes
 //! one dot product per row, split by rows across the pool's threads.
 const std = @import("std");
 const status = @import("../c_api/status.zig");
@@ -38,6 +39,9 @@ fn Kernel(comptime t: GgmlType) type {
 /// The module that quantizes activations of block type `A`.
 fn ActivationOf(comptime A: type) type {
     if (A == f32) return @import("f32.zig");
+    if (A == f16) return @import("f16.zig");
+    // BF16 has no Zig float type: its elements are u16 bit patterns.
+    if (A == u16) return @import("bf16.zig");
     if (A == @import("q8_0.zig").Block) return @import("q8_0.zig");
     if (A == @import("q8_1.zig").Block) return @import("q8_1.zig");
     if (A == @import("q8_k.zig").Block) return @import("q8_k.zig");
@@ -140,7 +144,8 @@ fn matvecAs(comptime K: type, pool: ?*threads.Pool, t: GgmlType, w: []const u8, 
         @memcpy(buf, x);
         break :blk buf;
     } else blk: {
-        for (x, 0..) |v, i| if (!std.math.isFinite(v))
+        // Float formats round each value on its own (NaN and ±inf carry through, as GGML).
+        if (A.block_elems > 1) for (x, 0..) |v, i| if (!std.math.isFinite(v))
             return status.fail(error.InvalidArgument, "matvec {s}: x[{d}] is {d}; activations must be finite", .{ @tagName(t), i, v });
         const buf = alloc.alignedAlloc(K.Activation, 64, cols / A.block_elems) catch
             return status.fail(error.OutOfMemory, "matvec {s}: no memory for {d} activation blocks", .{ @tagName(t), cols / A.block_elems });
