@@ -25,6 +25,12 @@ function checkDims(op: string, rows: number, cols: number): void {
   }
 }
 
+function checkRows(op: string, len: number, n: number): void {
+  if (!Number.isSafeInteger(n) || n < 1 || len % n !== 0) {
+    throw new EdgeMoeError("invalid_argument", op, `row length ${n} must be a positive integer dividing ${len}`);
+  }
+}
+
 /** A GGML type name, e.g. `"q4_0"` (see `GGML_TYPES` in src/gguf/types.ts). */
 export type GgmlTypeName = keyof typeof GgmlType;
 
@@ -218,8 +224,9 @@ export class NativeLibrary implements Disposable {
   /**
    * `y = W·x` for W of GGML type `type`, `rows` rows of `cols` elements
    * (`w.length` = rows × the type's bytes for `cols`). Activations are
-   * quantized once to the type's activation format (Q8_0/Q8_1/Q8_K); float
-   * types use `x` as is. Rows are split over `pool` if given.
+   * quantized once to the type's activation format (Q8_0/Q8_1/Q8_K); F16
+   * weights multiply `x` rounded to f16 (GGML's vec_dot_type for F16); F32 and
+   * BF16 use `x` as is. Rows are split over `pool` if given.
    */
   matvec(
     type: GgmlTypeName,
@@ -249,6 +256,176 @@ export class NativeLibrary implements Disposable {
         BigInt(y.length),
         BigInt(rows),
         BigInt(cols),
+      ),
+    );
+  }
+
+  /**
+   * `Y[i] = W·X[i]` for `nTokens` tokens: `x` holds the tokens' activations one
+   * after another (`nTokens × cols`), `y` receives their outputs (`nTokens ×
+   * rows`). Each `Y[i]` is bit-identical to {@linkcode NativeLibrary.matvec} of
+   * `X[i]`, but the weights are read once for all tokens. Rows are split over
+   * `pool` if given.
+   */
+  matmul(
+    type: GgmlTypeName,
+    w: Uint8Array,
+    x: Float32Array,
+    y: Float32Array,
+    rows: number,
+    cols: number,
+    nTokens: number,
+    pool?: ThreadPool,
+  ): void {
+    const op = `matmul ${type}`;
+    const t = typeOf(op, type);
+    checkDims(op, rows, cols);
+    if (!Number.isSafeInteger(nTokens) || nTokens < 0) {
+      throw new EdgeMoeError("invalid_argument", op, `nTokens must be a non-negative integer, got ${nTokens}`);
+    }
+    checkLength(op, "w bytes", w.length, rows * bytesOf(op, t, cols, "cols"));
+    checkLength(op, "x", x.length, nTokens * cols);
+    checkLength(op, "y", y.length, nTokens * rows);
+    this.#check(
+      op,
+      this.#syms().emoe_matmul(
+        pool ? pool.handle(op) : null,
+        t.id,
+        w,
+        BigInt(w.length),
+        x,
+        BigInt(x.length),
+        y,
+        BigInt(y.length),
+        BigInt(rows),
+        BigInt(cols),
+        BigInt(nTokens),
+      ),
+    );
+  }
+
+  /**
+   * RMSNorm as GGML's `rms_norm` then `mul`: every row of `n` elements of `x`
+   * becomes `x / sqrt(mean(x²) + eps) * w` in `out` (Σx² in f64; `w` of `n`
+   * elements or undefined; `out` may be `x`).
+   */
+  rmsNorm(x: Float32Array, w: Float32Array | undefined, eps: number, out: Float32Array, n: number = x.length): void {
+    const op = "rms_norm";
+    checkRows(op, x.length, n);
+    checkLength(op, "out", out.length, x.length);
+    if (w) checkLength(op, "w", w.length, n);
+    this.#check(
+      op,
+      this.#syms().emoe_rms_norm(
+        x,
+        BigInt(x.length),
+        w ?? null,
+        BigInt(w?.length ?? 0),
+        out,
+        BigInt(out.length),
+        BigInt(n),
+        eps,
+      ),
+    );
+  }
+
+  /**
+   * Rotary position embedding in place, as GGML's `rope_ext` (no YaRN): `x`
+   * holds `positions.length` tokens × `nHeads` heads × `headDim`; each token's
+   * heads turn by its position over their first `nDims` dims, in GGML's
+   * `"norm"` (adjacent pairs) or `"neox"` (halves) mode.
+   */
+  rope(
+    x: Float32Array,
+    positions: Int32Array,
+    shape: { nHeads: number; headDim: number; nDims: number; base: number; mode: "norm" | "neox" },
+  ): void {
+    const op = "rope";
+    const { nHeads, headDim, nDims, base, mode } = shape;
+    checkDims(op, nHeads, headDim);
+    checkLength(op, "x", x.length, positions.length * nHeads * headDim);
+    this.#check(
+      op,
+      this.#syms().emoe_rope(
+        x,
+        BigInt(x.length),
+        positions,
+        BigInt(positions.length),
+        BigInt(nHeads),
+        BigInt(headDim),
+        BigInt(nDims),
+        base,
+        mode === "neox" ? 2 : 0,
+      ),
+    );
+  }
+
+  /** SwiGLU: `out[i] = silu(g[i]) · u[i]` with GGML's `silu(x) = x / (1 + e^-x)`; `out` may be `g` or `u`. */
+  swiglu(g: Float32Array, u: Float32Array, out: Float32Array): void {
+    const op = "swiglu";
+    checkLength(op, "u", u.length, g.length);
+    checkLength(op, "out", out.length, g.length);
+    this.#check(
+      op,
+      this.#syms().emoe_swiglu(g, BigInt(g.length), u, BigInt(u.length), out, BigInt(out.length)),
+    );
+  }
+
+  /** Every row of `n` elements of `x` to `softmax(row · scale)`, in place, as GGML's `soft_max_ext` without mask. */
+  softmax(x: Float32Array, n: number = x.length, scale = 1): void {
+    const op = "softmax";
+    checkRows(op, x.length, n);
+    this.#check(op, this.#syms().emoe_softmax(x, BigInt(x.length), BigInt(n), scale));
+  }
+
+  /**
+   * Attention of one query token `q` (`nHead × headDim`) over the first `nKv`
+   * positions of a KV cache (`k`, `v`: exactly `nKv × nHeadKv × headDim`
+   * elements, position-major, f32 or f16), as llama.cpp's graph without flash
+   * attention: per head `softmax(K·q · scale) · V`, head `h` reading KV head
+   * `h / (nHead / nHeadKv)`. An f16 cache rounds `q` and the probabilities to
+   * f16 as GGML does. Heads are split over `pool` if given.
+   */
+  attention(
+    q: Float32Array,
+    k: Float32Array | Float16Array,
+    v: Float32Array | Float16Array,
+    out: Float32Array,
+    shape: { nHead: number; nHeadKv: number; headDim: number; nKv: number; scale: number },
+    pool?: ThreadPool,
+  ): void {
+    const op = "attention";
+    const { nHead, nHeadKv, headDim, nKv, scale } = shape;
+    checkDims(op, nHead, headDim);
+    checkDims(op, nHeadKv, nKv);
+    const f16 = k instanceof Float16Array;
+    if ((v instanceof Float16Array) !== f16) {
+      throw new EdgeMoeError("invalid_argument", op, "k and v caches must be of the same type (both f32 or both f16)");
+    }
+    checkLength(op, "q", q.length, nHead * headDim);
+    checkLength(op, "out", out.length, nHead * headDim);
+    checkLength(op, "k", k.length, nKv * nHeadKv * headDim);
+    checkLength(op, "v", v.length, nKv * nHeadKv * headDim);
+    const kb = new Uint8Array(k.buffer, k.byteOffset, k.byteLength);
+    const vb = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+    this.#check(
+      op,
+      this.#syms().emoe_attention(
+        pool ? pool.handle(op) : null,
+        f16 ? 1 : 0,
+        q,
+        BigInt(q.length),
+        kb,
+        BigInt(kb.length),
+        vb,
+        BigInt(vb.length),
+        out,
+        BigInt(out.length),
+        BigInt(nHead),
+        BigInt(nHeadKv),
+        BigInt(headDim),
+        BigInt(nKv),
+        scale,
       ),
     );
   }

@@ -81,6 +81,46 @@ export const symbols = {
   emoe_store_cancel: { parameters: ["pointer", "u32", "u32", "buffer"], result: "i32" },
   /** i32 emoe_checksum64(u8* bytes, usize len, u64* out) */
   emoe_checksum64: { parameters: ["buffer", "usize", "buffer"], result: "i32" },
+  /** i32 emoe_matmul(void* pool, u32 type, u8* w, usize w_len, f32* x, usize x_len, f32* y, usize y_len, usize rows, usize cols, usize n_tokens) */
+  emoe_matmul: {
+    parameters: ["pointer", "u32", "buffer", "usize", "buffer", "usize", "buffer", "usize", "usize", "usize", "usize"],
+    result: "i32",
+  },
+  /** i32 emoe_rms_norm(f32* x, usize x_len, f32* w, usize w_len, f32* out, usize out_len, usize n, f32 eps) */
+  emoe_rms_norm: {
+    parameters: ["buffer", "usize", "buffer", "usize", "buffer", "usize", "usize", "f32"],
+    result: "i32",
+  },
+  /** i32 emoe_rope(f32* x, usize x_len, i32* pos, usize n_tokens, usize n_heads, usize head_dim, usize n_dims, f32 base, u32 mode) */
+  emoe_rope: {
+    parameters: ["buffer", "usize", "buffer", "usize", "usize", "usize", "usize", "f32", "u32"],
+    result: "i32",
+  },
+  /** i32 emoe_swiglu(f32* g, usize g_len, f32* u, usize u_len, f32* out, usize out_len) */
+  emoe_swiglu: { parameters: ["buffer", "usize", "buffer", "usize", "buffer", "usize"], result: "i32" },
+  /** i32 emoe_softmax(f32* x, usize x_len, usize n, f32 scale) */
+  emoe_softmax: { parameters: ["buffer", "usize", "usize", "f32"], result: "i32" },
+  /** i32 emoe_attention(void* pool, u32 kv_type, f32* q, usize q_len, u8* k, usize k_len, u8* v, usize v_len, f32* out, usize out_len, usize n_head, usize n_head_kv, usize head_dim, usize n_kv, f32 scale) */
+  emoe_attention: {
+    parameters: [
+      "pointer",
+      "u32",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "usize",
+      "usize",
+      "usize",
+      "usize",
+      "f32",
+    ],
+    result: "i32",
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /**

@@ -63,6 +63,8 @@ export interface EngineOptions {
   ) => void;
   /** Compute threads (default: the number of cores). Tokens are identical for any count. */
   threads?: number;
+  /** KV cache element type: `"f32"` (default) or `"f16"` (half the memory, as llama.cpp's default `-ctk f16 -ctv f16`). */
+  kvType?: "f32" | "f16";
   /** Inject a read fault into the expert store (testing what a failing disk does). */
   storeFault?: ReadFault;
 }
@@ -223,7 +225,14 @@ export class Engine implements Disposable, AsyncDisposable {
       try {
         const predictor = makePredictor(opts, file);
         progress({ stage: "weights", fraction: 0.3 });
-        const model = new MoeModel(weights, lib, { nCtx, experts: source, predictor, onRoute: opts.onRoute, pool });
+        const model = new MoeModel(weights, lib, {
+          nCtx,
+          experts: source,
+          predictor,
+          onRoute: opts.onRoute,
+          pool,
+          kvType: opts.kvType,
+        });
         if (tokenizer.vocabSize !== model.hp.nVocab) {
           throw new EdgeMoeError(
             "corrupt_data",
@@ -529,7 +538,7 @@ function planFor(
   const nExpert = num("expert_count", 1), used = num("expert_used_count", 1);
   const needs: MemoryNeeds = {
     residentBytes,
-    kvBytes: nLayer * nCtx * kvDim * 2 * 4,
+    kvBytes: nLayer * nCtx * kvDim * 2 * (opts.kvType === "f16" ? 2 : 4),
     scratchBytes: RUNTIME_OVERHEAD_BYTES + 64 * nEmbd * 4 + 4 * 4 * (weights.tensor("token_embd.weight")?.dims[1] ?? 0),
     slotBytes: Math.ceil((maxPart + 4096) / 4096) * 4096,
     partsPerExpert: parts,

@@ -7,6 +7,7 @@ import { GgufFile } from "../src/gguf/mod.ts";
 import { ggufWeights } from "../src/models/gguf_weights.ts";
 import { MoeModel } from "../src/models/model.ts";
 import { EdgeMoeError } from "../src/errors.ts";
+import { LlamaModel } from "./oracle/llama.ts";
 import { convertHfToGguf } from "../src/hf/convert.ts";
 import { computeReference } from "../tools/fixtures/make_reference_logits.ts";
 import { assert, assertEquals, assertThrows } from "../src/std/assert.ts";
@@ -211,4 +212,44 @@ Deno.test("forwardBatch (prefill) gives bit-identical logits to forward token by
     // And decoding continues identically after a batched prefill.
     assertEquals(new Uint32Array(batched.forward(7, 40).buffer), new Uint32Array(one.forward(7, 40).buffer), name);
   }
+});
+
+Deno.test("F16 KV cache: logits match llama.cpp's with type_k = type_v = F16, batched prefill bit-identical to forward", () => {
+  using lib = NativeLibrary.open();
+  for (const name of ["qwen3moe", "qwen2moe"] as const) {
+    using file = GgufFile.open(`${FIXTURE_DIR}${name}.gguf`);
+    const tokens = readReference(name).prompts[1].tokens.slice(0, 48);
+    const llama = LlamaModel.load(`${FIXTURE_DIR}${name}.gguf`, { nCtx: 256, kvType: 1 });
+    let theirs: Float32Array[];
+    try {
+      theirs = llama.evaluate(tokens, { oneByOne: true });
+    } finally {
+      llama.close();
+    }
+    const model = new MoeModel(ggufWeights(file), lib, { nCtx: 128, kvType: "f16" });
+    const ours = run(model, tokens);
+    const f16 = maxAbsDiff(ours, theirs);
+    const f32 = run(new MoeModel(ggufWeights(file), lib, { nCtx: 128 }), tokens);
+    const rms = (a: Float32Array[]) =>
+      Math.sqrt(
+        a.flatMap((r, i) => [...r].map((v, j) => (v - theirs[i][j]) ** 2))
+          .reduce((x, y) => x + y) / (a.length * a[0].length),
+      );
+    console.log(
+      `  ${name}: F16 cache max |Δ| = ${f16.max.toExponential(2)}, rms ${
+        rms(ours).toExponential(2)
+      }; our F32 cache: max |Δ| ${maxAbsDiff(f32, theirs).max.toExponential(2)}, rms ${rms(f32).toExponential(2)}`,
+    );
+    // Like F16 weights: an f32 value 1 ulp away from llama.cpp's can round to a different f16, so F16-level
+    // noise remains; an F32 cache, by contrast, is off by the whole F16 rounding.
+    assert(f16.max <= 4e-3 && rms(ours) * 4 <= rms(f32), `${name}: max |Δ| ${f16.max}`);
+    const batched = new MoeModel(ggufWeights(file), lib, { nCtx: 128, kvType: "f16" });
+    const last = batched.forwardBatch(tokens, 0);
+    assertEquals(new Uint32Array(last.buffer), new Uint32Array(ours.at(-1)!.buffer), name);
+  }
+  assertThrows(
+    () => new MoeModel(ggufWeights(GgufFile.open(`${FIXTURE_DIR}qwen3moe.gguf`)), lib, { kvType: "q8" as "f16" }),
+    EdgeMoeError,
+    'kvType must be "f32" or "f16"',
+  );
 });

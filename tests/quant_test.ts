@@ -159,6 +159,48 @@ Deno.test("matvec: bit-identical for 1, 2 and 3 threads and for the base and avx
   }
 });
 
+Deno.test("matmul: every token's outputs equal matvec's bit for bit and are close to libggml's, any thread count", () => {
+  using lib = NativeLibrary.open();
+  using g = Ggml.open();
+  using pool = lib.createPool(2);
+  const rows = 67, nTokens = 5;
+  for (const type of [...WEIGHT_TYPES, "f32", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k"] as const) {
+    const cols = ggmlTypeByName(type).blockElems === 256 ? 256 * 3 : 32 * 24;
+    const id = ggmlTypeByName(type).id;
+    const w = lib.quantize(type, weights(rows * cols, 21));
+    const wf = lib.dequantize(type, w, rows * cols);
+    const x = weights(nTokens * cols, 22);
+    const y = new Float32Array(nTokens * rows);
+    lib.matmul(type, w, x, y, rows, cols, nTokens, pool);
+    const one = new Float32Array(nTokens * rows);
+    lib.matmul(type, w, x, one, rows, cols, nTokens);
+    assertEquals(bits(one), bits(y), `${type}: 1 vs 2 threads`);
+    for (let i = 0; i < nTokens; i++) {
+      const xi = x.subarray(i * cols, (i + 1) * cols), yi = y.subarray(i * rows, (i + 1) * rows);
+      const want = new Float32Array(rows);
+      lib.matvec(type, w, xi, want, rows, cols);
+      assertEquals(bits(yi), bits(want), `${type} token ${i}`);
+      const ref = g.matvec(id, w, xi, rows, cols);
+      const tol = type === "bf16" ? 8e-3 : 1e-4;
+      for (let r = 0; r < rows; r++) {
+        let mag = 0;
+        for (let c = 0; c < cols; c++) mag += Math.abs(wf[r * cols + c] * xi[c]);
+        assert(Math.abs(yi[r] - ref[r]) <= tol * mag + 1e-6, `${type} token ${i} row ${r}: ${yi[r]} vs ggml ${ref[r]}`);
+      }
+    }
+  }
+  assertThrows(
+    () => lib.matmul("q8_0", new Uint8Array(68), new Float32Array(64), new Float32Array(6), 2, 32, 3),
+    EdgeMoeError,
+    "x has 64 elements, expected 96",
+  );
+  assertThrows(
+    () => lib.matmul("q8_0", new Uint8Array(68), new Float32Array(96), new Float32Array(6), 2, 32, 1.5),
+    EdgeMoeError,
+    "nTokens must be a non-negative integer",
+  );
+});
+
 Deno.test("quantized kernels refuse bad shapes, types and values with clear errors", () => {
   using lib = NativeLibrary.open();
   const e = assertThrows(() => lib.quantize("q4_0", new Float32Array(33)), EdgeMoeError, "not a multiple");

@@ -64,6 +64,7 @@ export const ENGINE_FLAGS = [
   "predictor",
   "profile",
   "prefetch-depth",
+  "kv-type",
 ];
 /** Short names of {@linkcode ENGINE_FLAGS}. */
 export const ENGINE_ALIASES = { m: "model", c: "ctx-size", t: "threads" } as const;
@@ -78,7 +79,8 @@ export const ENGINE_HELP = `model:
   --cache-policy P         lru | lfu | edgemoe (default lru)
   --predictor P            none | lookahead | table | combined (default combined)
   --profile FILE           routing profile for --predictor table or combined (edgemoe profile)
-  --prefetch-depth N       experts to prefetch per layer (default: experts per token)`;
+  --prefetch-depth N       experts to prefetch per layer (default: experts per token)
+  --kv-type T              KV cache type: f32 | f16 (default f32; f16 halves its memory)`;
 
 /** Engine options from parsed flags. */
 export function engineOptions(a: Args): EngineOptions {
@@ -93,6 +95,7 @@ export function engineOptions(a: Args): EngineOptions {
     predictor: choiceFlag(a, "predictor", ["none", "lookahead", "table", "combined"] as const),
     profile: a.profile as string | undefined,
     prefetchDepth: depth,
+    kvType: choiceFlag(a, "kv-type", ["f32", "f16"] as const),
   };
 }
 

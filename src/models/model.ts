@@ -1,8 +1,10 @@
 /**
- * The shared MoE transformer graph: one token at a time through every layer,
- * with a KV cache. Architecture differences come from an `ArchSpec`; weights
- * from a `ModelWeights`; experts are fetched by (layer, id) only for the ids
- * the router picks.
+ * The shared MoE transformer graph with a KV cache: one token at a time
+ * (`forward`, decode) or a chunk of prompt tokens at once (`forwardBatch`,
+ * every matrix applied to all of them with one native matmul), bit-identical.
+ * Architecture differences come from an `ArchSpec`; weights from a
+ * `ModelWeights`; experts are fetched by (layer, id) only for the ids the
+ * router picks.
  *
  * Per layer:
  *   h   = x + Wo · attention(rope(norm_qk(Wq·n)), rope(norm_qk(Wk·n)), Wv·n),  n = rmsnorm(x)·attn_norm
@@ -13,9 +15,9 @@
  */
 import { EdgeMoeError } from "../errors.ts";
 import type { NativeLibrary, ThreadPool } from "../../ffi/native.ts";
-import { createRouter, type Router, softmaxInPlace, topK } from "../router/router.ts";
+import { createRouter, type Router, topK } from "../router/router.ts";
 import { type ArchSpec, archSpec } from "./arch.ts";
-import { addInPlace, dequantizeRow, matrixShape, matvec, rmsNorm, rope, silu } from "./ops.ts";
+import { addInPlace, dequantizeRow, matmul, matrixShape } from "./ops.ts";
 import { type ExpertSource, type ModelWeights, residentExperts, type TensorData } from "./weights.ts";
 import type { Predictor } from "../predictor/predictor.ts";
 
@@ -83,6 +85,14 @@ export function readHParams(w: ModelWeights, spec: ArchSpec): HParams {
   return hp;
 }
 
+/**
+ * Attention over fewer positions × query dims than this runs on the calling
+ * thread: below it a pool dispatch costs about what splitting the heads saves
+ * (measured: 32 heads × 128 over 64 positions, 0.1 ms, gained nothing from 2
+ * threads; over 2048 positions, 4.3 → 2.8 ms). Results do not depend on it.
+ */
+const ATTENTION_POOL_MIN_MACS = 1 << 20;
+
 /** Options of {@linkcode MoeModel}. */
 export interface ModelOptions {
   /** Context length (KV cache size) in tokens; default min(training context, 4096). */
@@ -95,6 +105,12 @@ export interface ModelOptions {
   predictor?: Predictor;
   /** Threads that split each matrix's rows (results are identical for any count). */
   pool?: ThreadPool;
+  /**
+   * Element type of the KV cache: `"f32"` (default) or `"f16"` (half the
+   * memory; queries and attention weights are rounded to f16 as llama.cpp does
+   * with its F16 cache).
+   */
+  kvType?: "f32" | "f16";
 }
 
 interface LayerWeights {
@@ -128,8 +144,8 @@ export class MoeModel {
   readonly #embd: TensorData;
   readonly #output: TensorData;
   readonly #outputNorm: Float32Array;
-  readonly #kCache: Float32Array[];
-  readonly #vCache: Float32Array[];
+  readonly #kCache: (Float32Array | Float16Array)[];
+  readonly #vCache: (Float32Array | Float16Array)[];
   readonly #onRoute?: (layer: number, ids: Uint32Array) => void;
   readonly #experts: ExpertSource;
   readonly #predictor?: Predictor;
@@ -184,8 +200,13 @@ export class MoeModel {
       }
       this.#layers.push(layer);
     }
-    this.#kCache = this.#layers.map(() => new Float32Array(this.nCtx * kvDim));
-    this.#vCache = this.#layers.map(() => new Float32Array(this.nCtx * kvDim));
+    const kvType = opts.kvType ?? "f32";
+    if (kvType !== "f32" && kvType !== "f16") {
+      throw new EdgeMoeError("invalid_argument", "load model", `kvType must be "f32" or "f16", got "${kvType}"`);
+    }
+    const cache = () => kvType === "f16" ? new Float16Array(this.nCtx * kvDim) : new Float32Array(this.nCtx * kvDim);
+    this.#kCache = this.#layers.map(cache);
+    this.#vCache = this.#layers.map(cache);
   }
 
   #expectDims(t: TensorData, dims: readonly number[]): void {
@@ -243,13 +264,13 @@ export class MoeModel {
     this.#routed = [];
     for (let l = 0; l < hp.nLayer; l++) {
       const L = this.#layers[l];
-      rmsNorm(x, L.attnNorm, hp.eps, n);
-      addInPlace(x, this.#attention(l, L, n, pos));
+      this.#lib.rmsNorm(x, L.attnNorm, hp.eps, n);
+      addInPlace(x, this.#attention(l, L, n, 1, pos));
       this.#experts.poll?.();
-      rmsNorm(x, L.ffnNorm, hp.eps, n);
+      this.#lib.rmsNorm(x, L.ffnNorm, hp.eps, n);
       addInPlace(x, this.#moe(l, L, n));
     }
-    rmsNorm(x, this.#outputNorm, hp.eps, n);
+    this.#lib.rmsNorm(x, this.#outputNorm, hp.eps, n);
     const logits = new Float32Array(hp.nVocab);
     this.#mv(this.#output, n, logits);
     return logits;
@@ -275,7 +296,8 @@ export class MoeModel {
         `positions ${pos0}..${pos0 + T - 1} are outside the context 0..${this.nCtx - 1}`,
       );
     }
-    const xs: Float32Array[] = [];
+    const d = hp.nEmbd;
+    const xs = new Float32Array(T * d);
     for (let t = 0; t < T; t++) {
       const id = tokens[t];
       if (!Number.isInteger(id) || id < 0 || id >= hp.nVocab) {
@@ -285,33 +307,27 @@ export class MoeModel {
           `token id ${id} is outside the vocabulary 0..${hp.nVocab - 1}`,
         );
       }
-      const x = new Float32Array(hp.nEmbd);
-      dequantizeRow(this.#lib, this.#embd, id, x);
-      xs.push(x);
+      dequantizeRow(this.#lib, this.#embd, id, xs.subarray(t * d, (t + 1) * d));
     }
-    const n = new Float32Array(hp.nEmbd);
-    const routes: Uint32Array[][] = xs.map(() => []);
+    const row = (a: Float32Array, t: number, width = d) => a.subarray(t * width, (t + 1) * width);
+    const ns = new Float32Array(T * d);
+    const routes: Uint32Array[][] = Array.from({ length: T }, () => []);
     const capacity = this.#experts.capacity ?? Infinity;
     for (let l = 0; l < hp.nLayer; l++) {
       const L = this.#layers[l];
-      for (let t = 0; t < T; t++) {
-        rmsNorm(xs[t], L.attnNorm, hp.eps, n);
-        addInPlace(xs[t], this.#attention(l, L, n, pos0 + t));
-      }
-      const ms = xs.map((x) => {
-        const m = new Float32Array(hp.nEmbd);
-        rmsNorm(x, L.ffnNorm, hp.eps, m);
-        return m;
-      });
-      const routing = ms.map((m) => {
-        const logits = new Float32Array(hp.nExpert);
-        this.#mv(L.router, m, logits);
-        return this.#router(logits);
+      this.#lib.rmsNorm(xs, L.attnNorm, hp.eps, ns, d);
+      addInPlace(xs, this.#attention(l, L, ns, T, pos0));
+      this.#lib.rmsNorm(xs, L.ffnNorm, hp.eps, ns, d);
+      const logits = new Float32Array(T * hp.nExpert);
+      this.#mm(L.router, ns, logits, T);
+      const routing = routes.map((r, t) => {
+        const out = this.#router(row(logits, t, hp.nExpert));
+        r[l] = out.ids;
+        return out;
       });
       // Which (token, rank) pairs each expert serves; each expert's weights are used once per chunk.
       const users = new Map<number, [number, number][]>();
       routing.forEach((r, t) => {
-        routes[t][l] = r.ids;
         r.ids.forEach((id, i) => {
           const u = users.get(id);
           if (u) u.push([t, i]);
@@ -324,106 +340,119 @@ export class MoeModel {
       // Pipeline: while this layer's experts compute, read those the next layer's router picks on these
       // inputs — only when this layer's experts are all held at once (a prefetch could evict the rest).
       const prefetchNext = ids.length <= capacity && this.#predictor?.name !== "none" && l + 1 < hp.nLayer
-        ? () => this.#experts.prefetch(l + 1, this.#lookaheadVotes(l + 1, ms))
+        ? () => this.#experts.prefetch(l + 1, this.#lookaheadVotes(l + 1, ns, T))
         : undefined;
       for (let g = 0; g < ids.length; g += group) {
         const chunk = new Uint32Array(ids.slice(g, g + group));
         using lease = this.#experts.acquire(l, chunk, g === 0 ? prefetchNext : undefined);
         lease.experts.forEach((e, k) => {
-          for (const [t, i] of users.get(chunk[k])!) ys[t][i] = this.#ffn(e.gate, e.up, e.down, ms[t]);
+          // Gather the expert's tokens into one matrix, run it once, hand each token its row.
+          const served = users.get(chunk[k])!;
+          const m = new Float32Array(served.length * d);
+          served.forEach(([t], j) => m.set(row(ns, t), j * d));
+          const y = this.#ffn(e.gate, e.up, e.down, m, served.length);
+          served.forEach(([t, i], j) => (ys[t][i] = row(y, j)));
           this.#experts.poll?.();
         });
       }
+      const out = new Float32Array(T * d);
       for (let t = 0; t < T; t++) {
-        const out = new Float32Array(hp.nEmbd);
+        const o = row(out, t);
         routing[t].weights.forEach((w, i) => {
           const y = ys[t][i];
-          for (let j = 0; j < out.length; j++) out[j] += w * y[j];
+          for (let j = 0; j < d; j++) o[j] += w * y[j];
         });
-        if (L.shared) this.#addShared(L.shared, ms[t], out);
-        addInPlace(xs[t], out);
       }
+      if (L.shared) this.#addShared(L.shared, ns, out, T);
+      addInPlace(xs, out);
     }
     if (this.#onRoute) { for (const r of routes) r.forEach((ids, l) => this.#onRoute!(l, ids)); }
-    rmsNorm(xs[T - 1], this.#outputNorm, hp.eps, n);
+    const n = new Float32Array(d);
+    this.#lib.rmsNorm(row(xs, T - 1), this.#outputNorm, hp.eps, n);
     const logits = new Float32Array(hp.nVocab);
     this.#mv(this.#output, n, logits);
     return logits;
   }
 
-  /** Experts `layer`'s router picks for any of `inputs`, the most picked first. */
-  #lookaheadVotes(layer: number, inputs: Float32Array[]): Uint32Array {
+  /** Experts `layer`'s router picks for any of the `T` rows of `inputs`, the most picked first. */
+  #lookaheadVotes(layer: number, inputs: Float32Array, T: number): Uint32Array {
     const votes = new Map<number, number>();
-    const logits = new Float32Array(this.hp.nExpert);
-    for (const m of inputs) {
-      this.#mv(this.#layers[layer].router, m, logits);
-      for (const id of topK(logits, this.hp.nExpertUsed)) votes.set(id, (votes.get(id) ?? 0) + 1);
+    const E = this.hp.nExpert;
+    const logits = new Float32Array(T * E);
+    this.#mm(this.#layers[layer].router, inputs, logits, T);
+    for (let t = 0; t < T; t++) {
+      for (const id of topK(logits.subarray(t * E, (t + 1) * E), this.hp.nExpertUsed)) {
+        votes.set(id, (votes.get(id) ?? 0) + 1);
+      }
     }
     return Uint32Array.from([...votes].sort((a, b) => b[1] - a[1] || a[0] - b[0]).map(([id]) => id));
   }
 
   #mv(w: TensorData, x: Float32Array, y: Float32Array): void {
-    matvec(this.#lib, w, x, y, this.#pool);
+    matmul(this.#lib, w, x, y, 1, this.#pool);
   }
 
-  #attention(l: number, L: LayerWeights, n: Float32Array, pos: number): Float32Array {
+  #mm(w: TensorData, x: Float32Array, y: Float32Array, nTokens: number): void {
+    matmul(this.#lib, w, x, y, nTokens, this.#pool);
+  }
+
+  /**
+   * Self-attention of `T` tokens at positions `pos0…` whose normalized inputs
+   * are the rows of `ns` (`T × nEmbd`): projections for all tokens at once,
+   * then each token's K/V enter the cache and each token attends to the cache
+   * up to its own position. Returns `Wo · heads`, `T × nEmbd`.
+   */
+  #attention(l: number, L: LayerWeights, ns: Float32Array, T: number, pos0: number): Float32Array {
     const hp = this.hp;
-    const hd = hp.headDim, kvDim = hp.nHeadKv * hd;
-    const q = new Float32Array(hp.nHead * hd), k = new Float32Array(kvDim), v = new Float32Array(kvDim);
-    this.#mv(L.q, n, q);
-    this.#mv(L.k, n, k);
-    this.#mv(L.v, n, v);
-    if (L.qBias) addInPlace(q, L.qBias);
-    if (L.kBias) addInPlace(k, L.kBias);
-    if (L.vBias) addInPlace(v, L.vBias);
-    if (this.spec.qkNorm === "full") {
-      rmsNorm(q, L.qNorm, hp.eps, q);
-      rmsNorm(k, L.kNorm, hp.eps, k);
-    } else if (this.spec.qkNorm === "head") {
-      for (let h = 0; h < hp.nHead; h++) {
-        rmsNorm(q.subarray(h * hd, (h + 1) * hd), L.qNorm, hp.eps, q.subarray(h * hd, (h + 1) * hd));
-      }
-      for (let h = 0; h < hp.nHeadKv; h++) {
-        rmsNorm(k.subarray(h * hd, (h + 1) * hd), L.kNorm, hp.eps, k.subarray(h * hd, (h + 1) * hd));
-      }
+    const hd = hp.headDim, qDim = hp.nHead * hd, kvDim = hp.nHeadKv * hd;
+    const qs = new Float32Array(T * qDim), ks = new Float32Array(T * kvDim), vs = new Float32Array(T * kvDim);
+    this.#mm(L.q, ns, qs, T);
+    this.#mm(L.k, ns, ks, T);
+    this.#mm(L.v, ns, vs, T);
+    for (let t = 0; t < T; t++) {
+      if (L.qBias) addInPlace(qs.subarray(t * qDim, (t + 1) * qDim), L.qBias);
+      if (L.kBias) addInPlace(ks.subarray(t * kvDim, (t + 1) * kvDim), L.kBias);
+      if (L.vBias) addInPlace(vs.subarray(t * kvDim, (t + 1) * kvDim), L.vBias);
     }
-    const neox = this.spec.rope === "neox";
-    rope(q, hp.nHead, hd, hp.ropeDim, pos, hp.ropeBase, neox);
-    rope(k, hp.nHeadKv, hd, hp.ropeDim, pos, hp.ropeBase, neox);
+    if (this.spec.qkNorm !== "none") {
+      const perHead = this.spec.qkNorm === "head";
+      this.#lib.rmsNorm(qs, L.qNorm, hp.eps, qs, perHead ? hd : qDim);
+      this.#lib.rmsNorm(ks, L.kNorm, hp.eps, ks, perHead ? hd : kvDim);
+    }
+    const positions = Int32Array.from({ length: T }, (_, t) => pos0 + t);
+    const mode = this.spec.rope === "neox" ? "neox" : "norm";
+    this.#lib.rope(qs, positions, { nHeads: hp.nHead, headDim: hd, nDims: hp.ropeDim, base: hp.ropeBase, mode });
+    this.#lib.rope(ks, positions, { nHeads: hp.nHeadKv, headDim: hd, nDims: hp.ropeDim, base: hp.ropeBase, mode });
     const kc = this.#kCache[l], vc = this.#vCache[l];
-    kc.set(k, pos * kvDim);
-    vc.set(v, pos * kvDim);
-    const out = new Float32Array(hp.nHead * hd);
-    const scores = new Float32Array(pos + 1);
-    const scale = 1 / Math.sqrt(hd);
-    const group = hp.nHead / hp.nHeadKv;
-    for (let h = 0; h < hp.nHead; h++) {
-      const qo = h * hd, ko = Math.floor(h / group) * hd;
-      for (let t = 0; t <= pos; t++) {
-        let s = 0;
-        const base = t * kvDim + ko;
-        for (let i = 0; i < hd; i++) s += q[qo + i] * kc[base + i];
-        scores[t] = s * scale;
-      }
-      softmaxInPlace(scores);
-      for (let t = 0; t <= pos; t++) {
-        const p = scores[t], base = t * kvDim + ko;
-        for (let i = 0; i < hd; i++) out[qo + i] += p * vc[base + i];
-      }
+    kc.set(ks, pos0 * kvDim);
+    vc.set(vs, pos0 * kvDim);
+    const heads = new Float32Array(T * qDim);
+    const scale = Math.fround(1 / Math.sqrt(hd));
+    for (let t = 0; t < T; t++) {
+      const nKv = pos0 + t + 1;
+      this.#lib.attention(
+        qs.subarray(t * qDim, (t + 1) * qDim),
+        kc.subarray(0, nKv * kvDim),
+        vc.subarray(0, nKv * kvDim),
+        heads.subarray(t * qDim, (t + 1) * qDim),
+        { nHead: hp.nHead, nHeadKv: hp.nHeadKv, headDim: hd, nKv, scale },
+        nKv * qDim >= ATTENTION_POOL_MIN_MACS ? this.#pool : undefined,
+      );
     }
-    const o = new Float32Array(hp.nEmbd);
-    this.#mv(L.o, out, o);
+    const o = new Float32Array(T * hp.nEmbd);
+    this.#mm(L.o, heads, o, T);
     return o;
   }
 
-  #ffn(gate: TensorData, up: TensorData, down: TensorData, n: Float32Array): Float32Array {
-    const f = matrixShape(gate).rows;
+  /** SwiGLU expert `down(silu(gate·x) ⊙ up·x)` on `T` tokens (rows of `x`); returns `T × nEmbd`. */
+  #ffn(gate: TensorData, up: TensorData, down: TensorData, x: Float32Array, T: number): Float32Array {
+    const f = matrixShape(gate).rows * T;
     const g = new Float32Array(f), u = new Float32Array(f);
-    this.#mv(gate, n, g);
-    this.#mv(up, n, u);
-    for (let i = 0; i < f; i++) g[i] = silu(g[i]) * u[i];
-    const out = new Float32Array(this.hp.nEmbd);
-    this.#mv(down, g, out);
+    this.#mm(gate, x, g, T);
+    this.#mm(up, x, u, T);
+    this.#lib.swiglu(g, u, g);
+    const out = new Float32Array(this.hp.nEmbd * T);
+    this.#mm(down, g, out, T);
     return out;
   }
 
@@ -461,22 +490,25 @@ export class MoeModel {
       using lease = this.#experts.acquire(l, ids, prefetchNext);
       if (!predicted) prefetchNext();
       lease.experts.forEach((e, i) => {
-        const y = this.#ffn(e.gate, e.up, e.down, n);
+        const y = this.#ffn(e.gate, e.up, e.down, n, 1);
         const w = weights[i];
         for (let j = 0; j < out.length; j++) out[j] += w * y[j];
         this.#experts.poll?.();
       });
     }
-    if (L.shared) this.#addShared(L.shared, n, out);
+    if (L.shared) this.#addShared(L.shared, n, out, 1);
     return out;
   }
 
-  /** Adds the shared expert's output, scaled by its sigmoid gate, to `out`. */
-  #addShared(sh: NonNullable<LayerWeights["shared"]>, n: Float32Array, out: Float32Array): void {
-    const y = this.#ffn(sh.gate, sh.up, sh.down, n);
-    const gl = new Float32Array(1);
-    this.#mv(sh.gateInp, n, gl);
-    const gate = 1 / (1 + Math.exp(-gl[0]));
-    for (let j = 0; j < out.length; j++) out[j] += gate * y[j];
+  /** Adds the shared expert's output, scaled by its sigmoid gate, to each of the `T` rows of `out`. */
+  #addShared(sh: NonNullable<LayerWeights["shared"]>, ns: Float32Array, out: Float32Array, T: number): void {
+    const y = this.#ffn(sh.gate, sh.up, sh.down, ns, T);
+    const gl = new Float32Array(T);
+    this.#mm(sh.gateInp, ns, gl, T);
+    const d = this.hp.nEmbd;
+    for (let t = 0; t < T; t++) {
+      const gate = 1 / (1 + Math.exp(-gl[t]));
+      for (let j = 0; j < d; j++) out[t * d + j] += gate * y[t * d + j];
+    }
   }
 }

@@ -1,8 +1,8 @@
 /**
- * The numeric building blocks of a transformer layer, on f32 activations:
- * matrix–vector products through the native kernels, and the small
- * element-wise steps (RMSNorm, RoPE, SwiGLU, attention) in TypeScript with
- * f32 rounding where GGML rounds.
+ * Weight-matrix products of a transformer layer on f32 activations, through
+ * the native kernels: a tensor's shape and bytes checked, then matvec (one
+ * token) or matmul (a chunk of tokens). The element-wise steps (RMSNorm,
+ * RoPE, SwiGLU, attention) are native too: `NativeLibrary.rmsNorm` etc.
  *
  * @module
  */
@@ -48,25 +48,35 @@ function bytesOf(t: TensorData, op: string): Uint8Array {
 }
 
 /**
- * `y = W·x` for a weight matrix `W` (`rows × cols`, GGUF `dims = [cols, rows]`)
- * of any GGML weight type, through the native generic matvec, which converts
- * `x` once to the type's activation format as GGML does (F16 for F16 weights,
- * BF16 for BF16, Q8_x for the quantized types).
+ * `Y[i] = W·X[i]` for a weight matrix `W` (`rows × cols`, GGUF `dims = [cols,
+ * rows]`) of any GGML weight type and `nTokens` tokens stored one after another
+ * in `x` (`nTokens × cols`) and `y` (`nTokens × rows`). The native kernels
+ * convert `x` to the type's activation format as GGML does (Q8 blocks, f16 for
+ * F16, bf16 for BF16); one token is a matvec, more a matmul, which reads the weights once for
+ * all tokens and gives each `Y[i]` bit-identical to the matvec of `X[i]`.
  *
  * @throws {EdgeMoeError} `invalid_argument` on shape mismatch, `unsupported` for an unknown type.
  */
-export function matvec(lib: NativeLibrary, w: TensorData, x: Float32Array, y: Float32Array, pool?: ThreadPool): void {
-  const op = `matvec ${w.name}`;
+export function matmul(
+  lib: NativeLibrary,
+  w: TensorData,
+  x: Float32Array,
+  y: Float32Array,
+  nTokens: number,
+  pool?: ThreadPool,
+): void {
+  const op = `matmul ${w.name}`;
   const { rows, cols } = matrixShape(w);
-  if (x.length !== cols || y.length !== rows) {
+  if (x.length !== nTokens * cols || y.length !== nTokens * rows) {
     throw new EdgeMoeError(
       "invalid_argument",
       op,
-      `expected x[${cols}] → y[${rows}], got x[${x.length}] → y[${y.length}]`,
+      `expected x[${nTokens}×${cols}] → y[${nTokens}×${rows}], got x[${x.length}] → y[${y.length}]`,
     );
   }
   const bytes = bytesOf(w, op);
-  lib.matvec(typeName(w, op), bytes, x, y, rows, cols, pool);
+  if (nTokens === 1) lib.matvec(typeName(w, op), bytes, x, y, rows, cols, pool);
+  else lib.matmul(typeName(w, op), bytes, x, y, rows, cols, nTokens, pool);
 }
 
 /** Writes row `row` of `t` to `out` as f32 (embedding lookup), dequantizing if needed. */
@@ -85,55 +95,6 @@ export function dequantizeRow(lib: NativeLibrary, t: TensorData, row: number, ou
   if (t.type === GgmlType.f32) out.set(new Float32Array(src.buffer, src.byteOffset, cols));
   else if (t.type === GgmlType.f16) out.set(new Float16Array(src.buffer, src.byteOffset, cols));
   else out.set(lib.dequantize(typeName(t, op), src, cols));
-}
-
-/** `out = x / sqrt(mean(x²) + eps) * w` (w may be omitted). Sum in f64 as GGML does. */
-export function rmsNorm(x: Float32Array, w: Float32Array | undefined, eps: number, out: Float32Array): void {
-  let ss = 0;
-  for (let i = 0; i < x.length; i++) ss += x[i] * x[i];
-  const scale = Math.fround(1 / Math.sqrt(Math.fround(ss / x.length) + eps));
-  if (w) { for (let i = 0; i < x.length; i++) out[i] = Math.fround(x[i] * scale) * w[i]; }
-  else for (let i = 0; i < x.length; i++) out[i] = x[i] * scale;
-}
-
-/**
- * Rotary position embedding of `nHeads` heads of `headDim` in `x`, in place,
- * over the first `ropeDim` dims of each head. `neox` rotates pairs (i, i+d/2);
- * otherwise adjacent pairs (2i, 2i+1), as GGML's NORM mode.
- */
-export function rope(
-  x: Float32Array,
-  nHeads: number,
-  headDim: number,
-  ropeDim: number,
-  pos: number,
-  base: number,
-  neox: boolean,
-): void {
-  const half = ropeDim / 2;
-  const thetaScale = Math.fround(Math.pow(base, -2 / ropeDim));
-  const cos = new Float32Array(half), sin = new Float32Array(half);
-  let theta = pos;
-  for (let i = 0; i < half; i++) {
-    cos[i] = Math.cos(theta);
-    sin[i] = Math.sin(theta);
-    theta = Math.fround(theta * thetaScale);
-  }
-  for (let h = 0; h < nHeads; h++) {
-    const o = h * headDim;
-    for (let i = 0; i < half; i++) {
-      const a = neox ? o + i : o + 2 * i;
-      const b = neox ? o + i + half : o + 2 * i + 1;
-      const x0 = x[a], x1 = x[b];
-      x[a] = x0 * cos[i] - x1 * sin[i];
-      x[b] = x0 * sin[i] + x1 * cos[i];
-    }
-  }
-}
-
-/** `x / (1 + e^-x)`. */
-export function silu(x: number): number {
-  return x / (1 + Math.exp(-x));
 }
 
 /** Adds `b` to `a` in place. */

@@ -16,6 +16,10 @@ const dispatch = @import("kernels/dispatch.zig");
 const threads = @import("threads.zig");
 const store = @import("io/store.zig");
 const checksum = @import("io/checksum.zig");
+const norm = @import("kernels/norm.zig");
+const rope_k = @import("kernels/rope.zig");
+const act = @import("kernels/act.zig");
+const attention_k = @import("kernels/attention.zig");
 
 /// Bumped whenever an export changes name, parameters or meaning.
 pub const abi_version: u32 = 3;
@@ -108,6 +112,30 @@ fn dequantizeAny(type_id: u32, src: ?[*]const u8, src_len: usize, dst: ?[*]f32, 
 
 fn matvecQuant(pool: ?*anyopaque, type_id: u32, w: ?[*]const u8, w_len: usize, x: ?[*]const f32, x_len: usize, y: ?[*]f32, y_len: usize, rows: usize, cols: usize) Error!void {
     try dispatch.matvec(poolFrom(pool), @enumFromInt(type_id), try slice(u8, w, w_len, "w"), try slice(f32, x, x_len, "x"), try sliceMut(f32, y, y_len, "y"), rows, cols);
+}
+
+fn matmulQuant(pool: ?*anyopaque, type_id: u32, w: ?[*]const u8, w_len: usize, x: ?[*]const f32, x_len: usize, y: ?[*]f32, y_len: usize, rows: usize, cols: usize, n_tokens: usize) Error!void {
+    try dispatch.matmul(poolFrom(pool), @enumFromInt(type_id), try slice(u8, w, w_len, "w"), try slice(f32, x, x_len, "x"), try sliceMut(f32, y, y_len, "y"), rows, cols, n_tokens);
+}
+
+fn rmsNormAny(x: ?[*]const f32, x_len: usize, w: ?[*]const f32, w_len: usize, out: ?[*]f32, out_len: usize, n: usize, eps: f32) Error!void {
+    try norm.rmsNorm(try slice(f32, x, x_len, "x"), try slice(f32, w, w_len, "w"), eps, n, try sliceMut(f32, out, out_len, "out"));
+}
+
+fn ropeAny(x: ?[*]f32, x_len: usize, pos: ?[*]const i32, n_tokens: usize, n_heads: usize, head_dim: usize, n_dims: usize, base: f32, mode: u32) Error!void {
+    try rope_k.rope(try sliceMut(f32, x, x_len, "x"), try slice(i32, pos, n_tokens, "pos"), .{ .n_heads = n_heads, .head_dim = head_dim, .n_dims = n_dims, .base = base, .mode = @enumFromInt(mode) });
+}
+
+fn swigluAny(g: ?[*]const f32, g_len: usize, u: ?[*]const f32, u_len: usize, out: ?[*]f32, out_len: usize) Error!void {
+    try act.swiglu(try slice(f32, g, g_len, "g"), try slice(f32, u, u_len, "u"), try sliceMut(f32, out, out_len, "out"));
+}
+
+fn softmaxAny(x: ?[*]f32, x_len: usize, n: usize, scale: f32) Error!void {
+    try act.softmax(try sliceMut(f32, x, x_len, "x"), n, scale);
+}
+
+fn attentionAny(pool: ?*anyopaque, kv_type: u32, q: ?[*]const f32, q_len: usize, k: ?[*]const u8, k_len: usize, v: ?[*]const u8, v_len: usize, out: ?[*]f32, out_len: usize, n_head: usize, n_head_kv: usize, head_dim: usize, n_kv: usize, scale: f32) Error!void {
+    try attention_k.attention(poolFrom(pool), @enumFromInt(kv_type), try slice(f32, q, q_len, "q"), try slice(u8, k, k_len, "k"), try slice(u8, v, v_len, "v"), try sliceMut(f32, out, out_len, "out"), .{ .n_head = n_head, .n_head_kv = n_head_kv, .head_dim = head_dim, .n_kv = n_kv, .scale = scale });
 }
 
 fn storeFrom(h: ?*anyopaque) Error!*store.Store {
@@ -292,6 +320,52 @@ export fn emoe_checksum64(ptr: ?[*]const u8, len: usize, out: ?*u64) i32 {
     return status.call(checksum64(ptr, len, out));
 }
 
+/// i32 emoe_matmul(void* pool, u32 type, u8* w, usize w_len, f32* x, usize x_len,
+/// f32* y, usize y_len, usize rows, usize cols, usize n_tokens): Y[i] = W·X[i]
+/// for n_tokens tokens (x: n_tokens × cols, y: n_tokens × rows, token-major);
+/// each Y[i] is bit-identical to emoe_matvec of X[i]; pool may be null.
+export fn emoe_matmul(pool: ?*anyopaque, type_id: u32, w: ?[*]const u8, w_len: usize, x: ?[*]const f32, x_len: usize, y: ?[*]f32, y_len: usize, rows: usize, cols: usize, n_tokens: usize) i32 {
+    status.clear();
+    return status.call(matmulQuant(pool, type_id, w, w_len, x, x_len, y, y_len, rows, cols, n_tokens));
+}
+
+/// i32 emoe_rms_norm(f32* x, usize x_len, f32* w, usize w_len, f32* out, usize out_len, usize n, f32 eps):
+/// every row of n elements of x to x / sqrt(mean(x²) + eps) * w (w of n elements, or none when w_len is 0),
+/// as GGML's rms_norm then mul; out may be x.
+export fn emoe_rms_norm(x: ?[*]const f32, x_len: usize, w: ?[*]const f32, w_len: usize, out: ?[*]f32, out_len: usize, n: usize, eps: f32) i32 {
+    status.clear();
+    return status.call(rmsNormAny(x, x_len, w, w_len, out, out_len, n, eps));
+}
+
+/// i32 emoe_rope(f32* x, usize x_len, i32* pos, usize n_tokens, usize n_heads, usize head_dim, usize n_dims,
+/// f32 base, u32 mode): rotary embedding in place of n_tokens tokens of n_heads heads at positions pos, over
+/// the first n_dims dims of each head; mode 0 (GGML's NORM) or 2 (NEOX).
+export fn emoe_rope(x: ?[*]f32, x_len: usize, pos: ?[*]const i32, n_tokens: usize, n_heads: usize, head_dim: usize, n_dims: usize, base: f32, mode: u32) i32 {
+    status.clear();
+    return status.call(ropeAny(x, x_len, pos, n_tokens, n_heads, head_dim, n_dims, base, mode));
+}
+
+/// i32 emoe_swiglu(f32* g, usize g_len, f32* u, usize u_len, f32* out, usize out_len): out = silu(g) * u.
+export fn emoe_swiglu(g: ?[*]const f32, g_len: usize, u: ?[*]const f32, u_len: usize, out: ?[*]f32, out_len: usize) i32 {
+    status.clear();
+    return status.call(swigluAny(g, g_len, u, u_len, out, out_len));
+}
+
+/// i32 emoe_softmax(f32* x, usize x_len, usize n, f32 scale): every row of n elements to softmax(row * scale), in place.
+export fn emoe_softmax(x: ?[*]f32, x_len: usize, n: usize, scale: f32) i32 {
+    status.clear();
+    return status.call(softmaxAny(x, x_len, n, scale));
+}
+
+/// i32 emoe_attention(void* pool, u32 kv_type, f32* q, usize q_len, u8* k, usize k_len, u8* v, usize v_len,
+/// f32* out, usize out_len, usize n_head, usize n_head_kv, usize head_dim, usize n_kv, f32 scale): one query
+/// token over n_kv cached positions (position-major, n_head_kv × head_dim each, kv_type 0 = f32 or 1 = f16);
+/// heads split over pool (may be null).
+export fn emoe_attention(pool: ?*anyopaque, kv_type: u32, q: ?[*]const f32, q_len: usize, k: ?[*]const u8, k_len: usize, v: ?[*]const u8, v_len: usize, out: ?[*]f32, out_len: usize, n_head: usize, n_head_kv: usize, head_dim: usize, n_kv: usize, scale: f32) i32 {
+    status.clear();
+    return status.call(attentionAny(pool, kv_type, q, q_len, k, k_len, v, v_len, out, out_len, n_head, n_head_kv, head_dim, n_kv, scale));
+}
+
 test {
     std.testing.refAllDecls(@This());
     _ = status;
@@ -319,6 +393,10 @@ test {
     _ = @import("kernels/q6_k.zig");
     _ = @import("kernels/q3_k.zig");
     _ = @import("kernels/q2_k.zig");
+    _ = norm;
+    _ = rope_k;
+    _ = act;
+    _ = attention_k;
 }
 
 test "exports reject bad shapes with a message" {
