@@ -91,3 +91,25 @@ Deno.test("native side: a bad call returns a status and last_error explains it",
     dl.close();
   }
 });
+
+Deno.test("a script that never closes its engine (pool and store threads running) exits cleanly", async () => {
+  // Deno unloads the library at exit while the pool's threads may still be polling in its code;
+  // the library pins itself (RTLD_NODELETE) before starting threads, so this exits 0, not SIGSEGV.
+  const model = new URL("../models/demo/edgemoe-demo-q8_0.gguf", import.meta.url).pathname;
+  const engine = new URL("../src/engine.ts", import.meta.url).href;
+  const script = `import { createEngine } from ${JSON.stringify(engine)};
+const e = createEngine(${JSON.stringify(model)}, { threads: 2, store: "pread", memBudget: 110 * 2 ** 20 });
+let n = 0;
+for (const t of e.generateSync("Once upon", { maxTokens: 6 })) n += t.text.length;
+console.log(n > 0 ? "generated" : "nothing");`;
+  for (let i = 0; i < 3; i++) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--unstable-no-legacy-abort", script],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const err = new TextDecoder().decode(out.stderr);
+    assertEquals([out.code, out.signal], [0, null], err);
+    assertEquals(new TextDecoder().decode(out.stdout).trim(), "generated");
+  }
+});

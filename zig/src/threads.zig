@@ -8,6 +8,7 @@
 //! same code whatever the thread count: results are bit-identical for 1, 2 or
 //! N threads. One `run` at a time per pool; a concurrent call gets `Busy`.
 const std = @import("std");
+const lifetime = @import("lifetime.zig");
 
 pub const max_threads = 256;
 
@@ -54,6 +55,7 @@ pub const Pool = struct {
         const workers = try allocator.alloc(std.Thread, threads - 1);
         errdefer allocator.free(workers);
         self.* = .{ .allocator = allocator, .workers = workers };
+        if (workers.len > 0) lifetime.pinBeforeThreads();
         var spawned: usize = 0;
         errdefer self.stopAndJoin(spawned);
         for (workers, 0..) |*t, i| {

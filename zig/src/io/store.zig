@@ -25,6 +25,7 @@
 //! silent zeros. Which expert lives in which slot, and when a slot may be
 //! reused, is decided on the TypeScript side (src/store/).
 const std = @import("std");
+const lifetime = @import("../lifetime.zig");
 const linux = std.os.linux;
 const posix = std.posix;
 const status = @import("../c_api/status.zig");
@@ -274,6 +275,7 @@ pub const Store = struct {
                     for (self.threads[0..started]) |t| t.join();
                     alloc.free(self.threads);
                 }
+                lifetime.pinBeforeThreads();
                 for (self.threads) |*t| {
                     t.* = std.Thread.spawn(.{ .stack_size = 256 * 1024 }, worker, .{self}) catch
                         return status.fail(error.OutOfMemory, "cannot start reader thread", .{});
