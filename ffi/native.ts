@@ -158,7 +158,10 @@ export class NativeLibrary implements Disposable {
     );
   }
 
-  /** `y = W·x` with W row-major IEEE half floats (as raw `Uint16Array` bits) `rows × cols`. */
+  /**
+   * `y = W·x` with W row-major IEEE half floats (as raw `Uint16Array` bits) `rows × cols`; `x` is rounded to
+   * half floats first, as GGML's F16 matvec.
+   */
   matvecF16(w: Uint16Array, x: Float32Array, y: Float32Array, rows: number, cols: number): void {
     const op = "matvec f16";
     this.#shape(op, w.length, x.length, y.length, rows, cols);

@@ -128,8 +128,8 @@ Deno.test("hf convert: an existing output is kept unless overwrite is given", as
   assertEquals(g.getString("general.architecture"), "olmoe");
 });
 
-// The engine has no BF16 graph yet, so the end-to-end check covers the F16 and F32 fixtures.
-for (const arch of ["qwen2moe", "qwen3moe"] as const) {
+// F32 (qwen3moe), F16 (qwen2moe) and BF16 (mixtral, olmoe) weights.
+for (const arch of ARCHS) {
   Deno.test(`hf ${arch} → pack → engine: the same greedy tokens as llama.cpp on the converted GGUF`, async () => {
     const ref = reference(arch);
     const gguf = await convert(arch);

@@ -43,6 +43,13 @@ const MAX_MEAN_KL = 1e-3;
  * not round in every matmul, so F16-level noise (up to 2e-3 here) remains.
  */
 const F16_MAX_ABS_DIFF = 4e-3;
+/**
+ * BF16 weights (the HF Mixtral and OLMoE fixtures): activations rounded to BF16 as GGML's vec_dot_type, so the
+ * short, random-id and one-by-one prompts agree to ~2e-6 (5e-2 to 7e-2 when edgemoe kept f32 activations).
+ * On the 188-token prompt llama.cpp's batched path differs at 3 positions (up to 2.2e-2; 1.1e-1 before).
+ */
+const BF16_MAX_ABS_DIFF = 1e-5;
+const BF16_LONG_MAX_ABS_DIFF = 3e-2;
 
 function run(model: MoeModel, tokens: readonly number[]): Float32Array[] {
   return tokens.map((t, pos) => model.forward(t, pos));
@@ -150,6 +157,32 @@ Deno.test(
     }
   },
 );
+
+for (const arch of ["mixtral", "olmoe"] as const) {
+  Deno.test(
+    `${arch} converted from a Hugging Face directory (BF16): logits within ${BF16_MAX_ABS_DIFF} of llama.cpp ` +
+      `except the long prompt (${BF16_LONG_MAX_ABS_DIFF}), greedy tokens identical`,
+    async () => {
+      const dir = Deno.makeTempDirSync({ prefix: "edgemoe-hf-reference-" });
+      try {
+        const path = `${dir}/model.gguf`;
+        await convertHfToGguf(new URL(`./fixtures/hf/${arch}`, import.meta.url).pathname, path);
+        using file = GgufFile.open(path);
+        assert(file.tensors.some((t) => t.type.name === "bf16"), `${arch}: no BF16 tensor`);
+        const { ref, logits } = await computeReference(arch, 1, path);
+        assertMatchesLlama(`hf ${arch}`, BF16_LONG_MAX_ABS_DIFF, { ...ref, logits: (i) => logits[i] }, path);
+        using lib = NativeLibrary.open();
+        ref.prompts.forEach((p, i) => {
+          if (p.name === "long") return;
+          const d = maxAbsDiff(run(new MoeModel(ggufWeights(file), lib, { nCtx: 512 }), p.tokens), logits[i]);
+          assert(d.max <= BF16_MAX_ABS_DIFF, `${arch} ${p.name}: max |Δ| ${d.max} > ${BF16_MAX_ABS_DIFF}`);
+        });
+      } finally {
+        Deno.removeSync(dir, { recursive: true });
+      }
+    },
+  );
+}
 
 Deno.test("forward refuses token ids and positions out of range", () => {
   using lib = NativeLibrary.open();

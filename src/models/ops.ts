@@ -52,7 +52,7 @@ function bytesOf(t: TensorData, op: string): Uint8Array {
  * rows]`) of any GGML weight type and `nTokens` tokens stored one after another
  * in `x` (`nTokens × cols`) and `y` (`nTokens × rows`). The native kernels
  * convert `x` to the type's activation format as GGML does (Q8 blocks, f16 for
- * F16); one token is a matvec, more a matmul, which reads the weights once for
+ * F16, bf16 for BF16); one token is a matvec, more a matmul, which reads the weights once for
  * all tokens and gives each `Y[i]` bit-identical to the matvec of `X[i]`.
  *
  * @throws {EdgeMoeError} `invalid_argument` on shape mismatch, `unsupported` for an unknown type.

@@ -81,7 +81,8 @@ fn matvecAny(comptime W: type, w: ?[*]const W, w_len: usize, x: ?[*]const f32, x
     const ys = try sliceMut(f32, y, y_len, "y");
     switch (W) {
         f32 => matvec.matvecF32(ws, xs, ys),
-        f16 => matvec.matvecF16(ws, xs, ys),
+        // Activations rounded to f16 once, as every F16 matvec (dispatch.zig).
+        f16 => try dispatch.matvec(null, .f16, std.mem.sliceAsBytes(ws), xs, ys, rows, cols),
         else => @compileError("no matvec for " ++ @typeName(W)),
     }
 }
@@ -221,6 +222,7 @@ export fn emoe_matvec_f32(w: ?[*]const f32, w_len: usize, x: ?[*]const f32, x_le
 }
 
 /// i32 emoe_matvec_f16(u16* w, usize w_len, f32* x, usize x_len, f32* y, usize y_len, usize rows, usize cols)
+/// (x is rounded to f16 first, as GGML's F16 matvec)
 export fn emoe_matvec_f16(w: ?[*]const f16, w_len: usize, x: ?[*]const f32, x_len: usize, y: ?[*]f32, y_len: usize, rows: usize, cols: usize) i32 {
     status.clear();
     return status.call(matvecAny(f16, w, w_len, x, x_len, y, y_len, rows, cols));

@@ -3,7 +3,8 @@
 //! line in `Kernel` and in `withKernel`'s list (and, for a new activation format, one in `ActivationOf`).
 //!
 //! A matvec quantizes the activations once per call to the weight type's
-//! activation format (Q8_0, Q8_1, or f32 for float weights), then computes
+//! activation format (Q8_0, Q8_1, Q8_K; F16 for F16 weights, BF16 for BF16
+//! weights, f32 for F32 — GGML's `vec_dot_type`), then computes
 //! one dot product per row, split by rows across the pool's threads.
 const std = @import("std");
 const status = @import("../c_api/status.zig");
@@ -38,6 +39,9 @@ fn Kernel(comptime t: GgmlType) type {
 /// The module that quantizes activations of block type `A`.
 fn ActivationOf(comptime A: type) type {
     if (A == f32) return @import("f32.zig");
+    if (A == f16) return @import("f16.zig");
+    // BF16 has no Zig float type: its elements are u16 bit patterns.
+    if (A == u16) return @import("bf16.zig");
     if (A == @import("q8_0.zig").Block) return @import("q8_0.zig");
     if (A == @import("q8_1.zig").Block) return @import("q8_1.zig");
     if (A == @import("q8_k.zig").Block) return @import("q8_k.zig");
@@ -165,23 +169,22 @@ fn mulAs(comptime K: type, pool: ?*threads.Pool, t: GgmlType, op: []const u8, w:
     const wb = try blocks(K.Block, w, "w");
 
     // The activations in the weight type's vec_dot format, once per token:
-    // Q8_0/Q8_1/Q8_K blocks, f16-rounded f32 for F16 weights (GGML's
-    // vec_dot_type for F16 is F16), a plain copy for F32 and BF16. The buffer
-    // starts on a cache line, so the float kernels' loads never straddle two.
+    // Q8_0/Q8_1/Q8_K blocks, f16 for F16 weights, bf16 for BF16, a plain copy
+    // for F32. The buffer starts on a cache line, so the float kernels' loads
+    // never straddle two.
     const A = ActivationOf(K.Activation);
     const a_per_token = cols / A.block_elems;
     var fallback = std.heap.stackFallback(32 * 1024, std.heap.page_allocator);
     const alloc = fallback.get();
-    if (K.Activation != f32) for (x, 0..) |v, i| if (!std.math.isFinite(v))
+    // Float formats round each value on its own (NaN and ±inf carry through, as GGML).
+    if (A.block_elems > 1) for (x, 0..) |v, i| if (!std.math.isFinite(v))
         return status.fail(error.InvalidArgument, "{s} {s}: x[{d}] is {d}; activations must be finite", .{ op, name, i, v });
     const act = alloc.alignedAlloc(K.Activation, 64, a_per_token * n_tokens) catch
         return status.fail(error.OutOfMemory, "{s} {s}: no memory for {d} activation blocks", .{ op, name, a_per_token * n_tokens });
     defer alloc.free(act);
-    if (K.Activation != f32) {
-        for (0..n_tokens) |i| A.quantize(x[i * cols ..][0..cols], act[i * a_per_token ..][0..a_per_token]);
-    } else if (t == .f16) {
-        for (x, act) |v, *o| o.* = @as(f16, @floatCast(v));
-    } else @memcpy(act, x);
+    if (K.Activation == f32) {
+        @memcpy(act, x);
+    } else for (0..n_tokens) |i| A.quantize(x[i * cols ..][0..cols], act[i * a_per_token ..][0..a_per_token]);
 
     const Tiles = struct {
         w: []const K.Block,
@@ -308,20 +311,35 @@ test "dispatch: matmul equals matvec per token, bit for bit, for every weight ty
     try matmul(null, .q8_0, q8, x[0..0], y[0..0], rows, cols, 0);
 }
 
-test "dispatch: F16 weights multiply activations rounded to f16, as GGML's vec_dot_type" {
-    const cols = 64;
+test "dispatch: F16 and BF16 weights multiply activations rounded to f16 / bf16, as GGML's vec_dot_type" {
+    const f16k = @import("f16.zig");
+    const bf16k = @import("bf16.zig");
+    const f32k = @import("f32.zig");
+    const cols = 256;
     var wf: [cols]f32 = undefined;
     var x: [cols]f32 = undefined;
     @import("qdot.zig").testing.fill(&wf, 3);
     @import("qdot.zig").testing.fill(&x, 4);
-    var w: [cols]f16 = undefined;
-    for (&w, wf) |*h, v| h.* = @floatCast(v);
-    var xr: [cols]f32 = undefined;
-    for (&xr, x) |*r, v| r.* = @as(f16, @floatCast(v));
     var y: [1]f32 = undefined;
+
+    var w: [cols]f16 = undefined;
+    var xr: [cols]f16 = undefined;
+    f16k.quantize(&wf, &w);
+    f16k.quantize(&x, &xr);
+    var ww: [cols]f32 = undefined;
+    f16k.dequantize(&w, &ww);
     try matvec(null, .f16, std.mem.sliceAsBytes(&w), &x, &y, 1, cols);
-    try std.testing.expectEqual(@import("f16.zig").dot(&w, &xr), y[0]);
-    try std.testing.expect(@import("f16.zig").dot(&w, &x) != y[0]);
+    try std.testing.expectEqual(f16k.dot(&w, &xr), y[0]);
+    try std.testing.expect(f32k.dot(&ww, &x) != y[0]);
+
+    var wb: [cols]u16 = undefined;
+    var xb: [cols]u16 = undefined;
+    bf16k.quantize(&wf, &wb);
+    bf16k.quantize(&x, &xb);
+    bf16k.dequantize(&wb, &ww);
+    try matvec(null, .bf16, std.mem.sliceAsBytes(&wb), &x, &y, 1, cols);
+    try std.testing.expectEqual(bf16k.dot(&wb, &xb), y[0]);
+    try std.testing.expect(@abs(f32k.dot(&ww, &x) - y[0]) > 1e-5);
 }
 
 test "dispatch: shape, type and value errors" {

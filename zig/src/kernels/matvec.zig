@@ -3,18 +3,11 @@
 //! rows (never a dot product) without changing a single bit of the result.
 const std = @import("std");
 const f32k = @import("f32.zig");
-const f16k = @import("f16.zig");
 
 pub fn matvecF32(w: []const f32, x: []const f32, y: []f32) void {
     const cols = x.len;
     std.debug.assert(w.len == cols * y.len);
     for (y, 0..) |*out, r| out.* = f32k.dot(w[r * cols ..][0..cols], x);
-}
-
-pub fn matvecF16(w: []const f16, x: []const f32, y: []f32) void {
-    const cols = x.len;
-    std.debug.assert(w.len == cols * y.len);
-    for (y, 0..) |*out, r| out.* = f16k.dot(w[r * cols ..][0..cols], x);
 }
 
 test "matvec f32 rows equal per-row dots" {

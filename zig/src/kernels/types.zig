@@ -14,7 +14,8 @@
 //!   test "..." { SIMD vs generic vs f32, within the type's error budget }
 //!
 //! Activation types (q8_0, q8_1, q8_k) export `Block`, `block_elems`,
-//! `quantize` and `dequantize`. Float types (f32, f16, bf16) dot against f32.
+//! `quantize` and `dequantize`. Float types dot against their own type (f16, bf16:
+//! `Activation` is the weight's own element type, GGML's vec_dot_type), f32 against f32.
 //!
 //! Integer sums inside a block are exact; the per-block float accumulation
 //! order is fixed (block by block, left to right, or a fixed lane shape like
