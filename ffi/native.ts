@@ -224,9 +224,10 @@ export class NativeLibrary implements Disposable {
   /**
    * `y = W·x` for W of GGML type `type`, `rows` rows of `cols` elements
    * (`w.length` = rows × the type's bytes for `cols`). Activations are
-   * quantized once to the type's activation format (Q8_0/Q8_1/Q8_K); F16
-   * weights multiply `x` rounded to f16 (GGML's vec_dot_type for F16); F32 and
-   * BF16 use `x` as is. Rows are split over `pool` if given.
+   * converted once to the type's vec_dot format, as GGML does: Q8_0/Q8_1/Q8_K
+   * for the quantized types, f16 for F16 weights, bf16 for BF16, f32 for F32.
+   * Rows are split over `pool` if given. The same as
+   * {@linkcode NativeLibrary.matmul} with one token.
    */
   matvec(
     type: GgmlTypeName,
@@ -237,27 +238,7 @@ export class NativeLibrary implements Disposable {
     cols: number,
     pool?: ThreadPool,
   ): void {
-    const op = `matvec ${type}`;
-    const t = typeOf(op, type);
-    checkDims(op, rows, cols);
-    checkLength(op, "w bytes", w.length, rows * bytesOf(op, t, cols, "cols"));
-    checkLength(op, "x", x.length, cols);
-    checkLength(op, "y", y.length, rows);
-    this.#check(
-      op,
-      this.#syms().emoe_matvec(
-        pool ? pool.handle(op) : null,
-        t.id,
-        w,
-        BigInt(w.length),
-        x,
-        BigInt(x.length),
-        y,
-        BigInt(y.length),
-        BigInt(rows),
-        BigInt(cols),
-      ),
-    );
+    this.#mul(`matvec ${type}`, type, w, x, y, rows, cols, 1, pool);
   }
 
   /**
@@ -277,7 +258,20 @@ export class NativeLibrary implements Disposable {
     nTokens: number,
     pool?: ThreadPool,
   ): void {
-    const op = `matmul ${type}`;
+    this.#mul(`matmul ${type}`, type, w, x, y, rows, cols, nTokens, pool);
+  }
+
+  #mul(
+    op: string,
+    type: GgmlTypeName,
+    w: Uint8Array,
+    x: Float32Array,
+    y: Float32Array,
+    rows: number,
+    cols: number,
+    nTokens: number,
+    pool?: ThreadPool,
+  ): void {
     const t = typeOf(op, type);
     checkDims(op, rows, cols);
     if (!Number.isSafeInteger(nTokens) || nTokens < 0) {

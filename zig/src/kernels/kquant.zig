@@ -163,6 +163,35 @@ inline fn scaledLanesUnsigned(comptime n: usize, comptime per: usize, src: anyty
     return r;
 }
 
+/// The row dot of a scale-and-min K-quant (Q4_K, Q5_K: `d·sc_j·q − dmin·m_j`
+/// with the 6-bit scales and mins of `packScaleMin`) for each of `n` tokens:
+/// per token the same operations in the same order whatever `n` (integer
+/// lanes, then one fused multiply-add per block). `unpackGeneric` and `chunk`
+/// are the type's weight unpackers (see `blockLanes`).
+pub inline fn dotScaleMin(
+    comptime simd: bool,
+    comptime n: usize,
+    comptime B: type,
+    comptime unpackGeneric: fn (*const B, *[qk]i8) void,
+    comptime chunk: anytype,
+    w: []const B,
+    a: *const [n][]const q8_k.Block,
+) [n]f32 {
+    checkRows(n, a, w.len);
+    var acc: [n]Acc(simd) = @splat(.{});
+    var mins: [n]Acc(simd) = @splat(.{});
+    for (w, 0..) |*b, i| {
+        const ys = column(n, a, i);
+        const sm = scalesMins(&b.scales);
+        const ls = blockLanes(simd, n, 0, B, unpackGeneric, chunk, b, &ys, &sm.sc);
+        inline for (&acc, ls, ys) |*t, l, y| t.add(l, widen(simd, b.d) * y.d);
+        inline for (&mins, ys) |*t, y| t.add(minLanes(simd, &sm.m, y), widen(simd, b.dmin) * y.d);
+    }
+    var r: [n]f32 = undefined;
+    inline for (&r, acc, mins) |*v, t, u| v.* = t.sum() - u.sum();
+    return r;
+}
+
 /// The integer lanes of one block for each of `n` tokens' activation blocks
 /// `a`, with one scale per `per` = 256 / sc.len weights (16 or 32). The
 /// values are q = u − `offset`: `chunk` (SIMD) gives u, 32 at a time;

@@ -87,22 +87,9 @@ fn chunk(b: *const Block, comptime c: usize) kq.U8x32 {
     return low | (((qh >> @splat(c)) & @as(kq.U8x32, @splat(1))) << @splat(4));
 }
 
-/// The row dot for each of `n` tokens: per token the same operations in the
-/// same order whatever `n` (integer lanes, then one fused multiply-add per block).
+/// The row dot for each of `n` tokens (see `kq.dotScaleMin`).
 inline fn dotWith(comptime simd: bool, comptime n: usize, w: []const Block, a: *const [n][]const Activation) [n]f32 {
-    kq.checkRows(n, a, w.len);
-    var acc: [n]kq.Acc(simd) = @splat(.{});
-    var mins: [n]kq.Acc(simd) = @splat(.{});
-    for (w, 0..) |*b, i| {
-        const ys = kq.column(n, a, i);
-        const sm = kq.scalesMins(&b.scales);
-        const lanes = kq.blockLanes(simd, n, 0, Block, unpackGeneric, chunk, b, &ys, &sm.sc);
-        inline for (&acc, lanes, ys) |*t, l, y| t.add(l, kq.widen(simd, b.d) * y.d);
-        inline for (&mins, ys) |*t, y| t.add(kq.minLanes(simd, &sm.m, y), kq.widen(simd, b.dmin) * y.d);
-    }
-    var r: [n]f32 = undefined;
-    inline for (&r, acc, mins) |*v, t, u| v.* = t.sum() - u.sum();
-    return r;
+    return kq.dotScaleMin(simd, n, Block, unpackGeneric, chunk, w, a);
 }
 
 /// Scalar reference.
