@@ -163,32 +163,36 @@ inline fn scaledLanesUnsigned(comptime n: usize, comptime per: usize, src: anyty
     return r;
 }
 
-/// The row dot of a scale-and-min K-quant (Q4_K, Q5_K: `d·sc_j·q − dmin·m_j`
-/// with the 6-bit scales and mins of `packScaleMin`) for each of `n` tokens:
-/// per token the same operations in the same order whatever `n` (integer
-/// lanes, then one fused multiply-add per block). `unpackGeneric` and `chunk`
-/// are the type's weight unpackers (see `blockLanes`).
-pub inline fn dotScaleMin(
+/// The row dot of a K-quant block type for each of `n` tokens: per token the
+/// same operations in the same order whatever `n` (integer lanes, then one
+/// fused multiply-add per block). `offset` is what `chunk` adds to the signed
+/// weights (see `blockLanes`); `scalesOf(block)` gives the block's sub-block
+/// scales as `.sc` and, for the types with mins (Q2_K, Q4_K, Q5_K: weights
+/// `d·sc·q − dmin·m`), the mins as `.m`.
+pub inline fn dotRows(
     comptime simd: bool,
     comptime n: usize,
     comptime B: type,
+    comptime offset: i32,
     comptime unpackGeneric: fn (*const B, *[qk]i8) void,
     comptime chunk: anytype,
+    comptime scalesOf: anytype,
     w: []const B,
     a: *const [n][]const q8_k.Block,
 ) [n]f32 {
     checkRows(n, a, w.len);
+    const with_mins = @hasField(@typeInfo(@TypeOf(scalesOf)).@"fn".return_type.?, "m");
     var acc: [n]Acc(simd) = @splat(.{});
     var mins: [n]Acc(simd) = @splat(.{});
     for (w, 0..) |*b, i| {
         const ys = column(n, a, i);
-        const sm = scalesMins(&b.scales);
-        const ls = blockLanes(simd, n, 0, B, unpackGeneric, chunk, b, &ys, &sm.sc);
+        const s = scalesOf(b);
+        const ls = blockLanes(simd, n, offset, B, unpackGeneric, chunk, b, &ys, &s.sc);
         inline for (&acc, ls, ys) |*t, l, y| t.add(l, widen(simd, b.d) * y.d);
-        inline for (&mins, ys) |*t, y| t.add(minLanes(simd, &sm.m, y), widen(simd, b.dmin) * y.d);
+        if (with_mins) inline for (&mins, ys) |*t, y| t.add(minLanes(simd, &s.m, y), widen(simd, b.dmin) * y.d);
     }
     var r: [n]f32 = undefined;
-    inline for (&r, acc, mins) |*v, t, u| v.* = t.sum() - u.sum();
+    inline for (&r, acc, mins) |*v, t, u| v.* = if (with_mins) t.sum() - u.sum() else t.sum();
     return r;
 }
 

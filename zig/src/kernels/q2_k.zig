@@ -89,24 +89,18 @@ fn chunk(b: *const Block, comptime c: usize) kq.U8x32 {
     return (qs >> @splat(2 * (c % 4))) & @as(kq.U8x32, @splat(3));
 }
 
-/// The row dot for each of `n` tokens: per token the same operations in the
-/// same order whatever `n` (integer lanes, then one fused multiply-add per block).
+/// The row dot for each of `n` tokens (see `kq.dotRows`).
 inline fn dotWith(comptime simd: bool, comptime n: usize, w: []const Block, a: *const [n][]const Activation) [n]f32 {
-    kq.checkRows(n, a, w.len);
-    var acc: [n]kq.Acc(simd) = @splat(.{});
-    var mins: [n]kq.Acc(simd) = @splat(.{});
-    for (w, 0..) |*b, i| {
-        const ys = kq.column(n, a, i);
-        const packed_scales: @Vector(16, u8) = b.scales;
-        const sc: [16]i16 = @as(@Vector(16, i16), packed_scales & @as(@Vector(16, u8), @splat(0xF)));
-        const m: [16]i16 = @as(@Vector(16, i16), packed_scales >> @splat(4));
-        const lanes = kq.blockLanes(simd, n, 0, Block, unpackGeneric, chunk, b, &ys, &sc);
-        inline for (&acc, lanes, ys) |*t, l, y| t.add(l, kq.widen(simd, b.d) * y.d);
-        inline for (&mins, ys) |*t, y| t.add(kq.minLanes(simd, &m, y), kq.widen(simd, b.dmin) * y.d);
-    }
-    var r: [n]f32 = undefined;
-    inline for (&r, acc, mins) |*v, t, u| v.* = t.sum() - u.sum();
-    return r;
+    return kq.dotRows(simd, n, Block, 0, unpackGeneric, chunk, scalesOf, w, a);
+}
+
+/// 4-bit scales (low nibbles) and mins (high nibbles), one of each per 16 weights.
+fn scalesOf(b: *const Block) struct { sc: [16]i16, m: [16]i16 } {
+    const packed_scales: @Vector(16, u8) = b.scales;
+    return .{
+        .sc = @as(@Vector(16, i16), packed_scales & @as(@Vector(16, u8), @splat(0xF))),
+        .m = @as(@Vector(16, i16), packed_scales >> @splat(4)),
+    };
 }
 
 /// Scalar reference.

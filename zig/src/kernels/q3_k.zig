@@ -132,20 +132,13 @@ fn chunk(b: *const Block, comptime c: usize) kq.U8x32 {
     return ((qs >> @splat(2 * k)) & @as(kq.U8x32, @splat(3))) | (((hm >> @splat(4 * h + k)) & @as(kq.U8x32, @splat(1))) << @splat(2));
 }
 
-/// The row dot for each of `n` tokens: per token the same operations in the
-/// same order whatever `n` (integer lanes, then one fused multiply-add per block).
+/// The row dot for each of `n` tokens (see `kq.dotRows`).
 inline fn dotWith(comptime simd: bool, comptime n: usize, w: []const Block, a: *const [n][]const Activation) [n]f32 {
-    kq.checkRows(n, a, w.len);
-    var acc: [n]kq.Acc(simd) = @splat(.{});
-    for (w, 0..) |*b, i| {
-        const ys = kq.column(n, a, i);
-        const sc = scales16(&b.scales);
-        const lanes = kq.blockLanes(simd, n, 4, Block, unpackGeneric, chunk, b, &ys, &sc);
-        inline for (&acc, lanes, ys) |*t, l, y| t.add(l, kq.widen(simd, b.d) * y.d);
-    }
-    var r: [n]f32 = undefined;
-    inline for (&r, acc) |*v, t| v.* = t.sum();
-    return r;
+    return kq.dotRows(simd, n, Block, 4, unpackGeneric, chunk, scalesOf, w, a);
+}
+
+fn scalesOf(b: *const Block) struct { sc: [16]i16 } {
+    return .{ .sc = scales16(&b.scales) };
 }
 
 /// Scalar reference.

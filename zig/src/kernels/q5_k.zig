@@ -87,9 +87,13 @@ fn chunk(b: *const Block, comptime c: usize) kq.U8x32 {
     return low | (((qh >> @splat(c)) & @as(kq.U8x32, @splat(1))) << @splat(4));
 }
 
-/// The row dot for each of `n` tokens (see `kq.dotScaleMin`).
+/// The row dot for each of `n` tokens (see `kq.dotRows`).
 inline fn dotWith(comptime simd: bool, comptime n: usize, w: []const Block, a: *const [n][]const Activation) [n]f32 {
-    return kq.dotScaleMin(simd, n, Block, unpackGeneric, chunk, w, a);
+    return kq.dotRows(simd, n, Block, 0, unpackGeneric, chunk, scalesOf, w, a);
+}
+
+fn scalesOf(b: *const Block) kq.ScalesMins {
+    return kq.scalesMins(&b.scales);
 }
 
 /// Scalar reference.
