@@ -163,6 +163,32 @@ inline fn scaledLanesUnsigned(comptime n: usize, comptime per: usize, src: anyty
     return r;
 }
 
+/// A K-quant type's dot products, built on `dotRows` (arguments as there):
+/// `dotGeneric`, the scalar reference; `dot`, the SIMD version with the same
+/// bits; `dotN`, one row with `n` tokens' activations, each weight block
+/// unpacked once for all of them (result t has the bits of `dot(w, a[t])`).
+pub fn Dots(
+    comptime B: type,
+    comptime offset: i32,
+    comptime unpackGeneric: fn (*const B, *[qk]i8) void,
+    comptime chunk: anytype,
+    comptime scalesOf: anytype,
+) type {
+    return struct {
+        pub fn dotGeneric(w: []const B, a: []const q8_k.Block) f32 {
+            return dotRows(false, 1, B, offset, unpackGeneric, chunk, scalesOf, w, &.{a})[0];
+        }
+
+        pub fn dot(w: []const B, a: []const q8_k.Block) f32 {
+            return dotRows(true, 1, B, offset, unpackGeneric, chunk, scalesOf, w, &.{a})[0];
+        }
+
+        pub fn dotN(comptime n: usize, w: []const B, a: *const [n][]const q8_k.Block) [n]f32 {
+            return dotRows(true, n, B, offset, unpackGeneric, chunk, scalesOf, w, a);
+        }
+    };
+}
+
 /// The row dot of a K-quant block type for each of `n` tokens: per token the
 /// same operations in the same order whatever `n` (integer lanes, then one
 /// fused multiply-add per block). `offset` is what `chunk` adds to the signed

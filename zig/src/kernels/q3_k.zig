@@ -132,30 +132,18 @@ fn chunk(b: *const Block, comptime c: usize) kq.U8x32 {
     return ((qs >> @splat(2 * k)) & @as(kq.U8x32, @splat(3))) | (((hm >> @splat(4 * h + k)) & @as(kq.U8x32, @splat(1))) << @splat(2));
 }
 
-/// The row dot for each of `n` tokens (see `kq.dotRows`).
-inline fn dotWith(comptime simd: bool, comptime n: usize, w: []const Block, a: *const [n][]const Activation) [n]f32 {
-    return kq.dotRows(simd, n, Block, 4, unpackGeneric, chunk, scalesOf, w, a);
-}
-
 fn scalesOf(b: *const Block) struct { sc: [16]i16 } {
     return .{ .sc = scales16(&b.scales) };
 }
 
+const dots = kq.Dots(Block, 4, unpackGeneric, chunk, scalesOf);
 /// Scalar reference.
-pub fn dotGeneric(w: []const Block, a: []const Activation) f32 {
-    return dotWith(false, 1, w, &.{a})[0];
-}
-
+pub const dotGeneric = dots.dotGeneric;
 /// SIMD dot product; the same bits as `dotGeneric`.
-pub fn dot(w: []const Block, a: []const Activation) f32 {
-    return dotWith(true, 1, w, &.{a})[0];
-}
-
+pub const dot = dots.dot;
 /// `dot` of one row with `n` tokens' activations, each weight block unpacked
 /// once for all of them: result t has the bits of `dot(w, a[t])`.
-pub fn dotN(comptime n: usize, w: []const Block, a: *const [n][]const Activation) [n]f32 {
-    return dotWith(true, n, w, a);
-}
+pub const dotN = dots.dotN;
 
 test "q3_k: scale packing round-trips" {
     var s: [16]u8 = undefined;
