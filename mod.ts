@@ -116,4 +116,4 @@ export { type StoreBackend } from "./ffi/slot_reader.ts";
 export { type ExpertStoreStats } from "./src/store/expert_store.ts";
 export { type PredictorStats, type RoutingProfile } from "./src/predictor/predictor.ts";
 export { formatSize, parseSize } from "./src/store/budget.ts";
-export { type GgmlTypeName, ThreadPool } from "./ffi/native.ts";
+export { type GgmlTypeName, type MatmulItem, ThreadPool } from "./ffi/native.ts";

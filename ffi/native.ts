@@ -34,6 +34,43 @@ function checkRows(op: string, len: number, n: number): void {
 /** A GGML type name, e.g. `"q4_0"` (see `GGML_TYPES` in src/gguf/types.ts). */
 export type GgmlTypeName = keyof typeof GgmlType;
 
+/** One product of {@linkcode NativeLibrary.matmulMany}: `Y[i] = W·X[i]` for `nTokens` tokens, as `matmul`'s arguments. */
+export interface MatmulItem {
+  /** The weights' GGML type. */
+  type: GgmlTypeName;
+  /** `rows` rows of `cols` elements of `type`. */
+  w: Uint8Array;
+  /** `nTokens × cols` activations. */
+  x: Float32Array;
+  /** `nTokens × rows` outputs. */
+  y: Float32Array;
+  rows: number;
+  cols: number;
+  nTokens: number;
+}
+
+/** Checks a matmul's shapes and lengths; returns its type. */
+function checkMul(
+  op: string,
+  type: GgmlTypeName,
+  w: Uint8Array,
+  x: Float32Array,
+  y: Float32Array,
+  rows: number,
+  cols: number,
+  nTokens: number,
+): GgmlTypeInfo {
+  const t = typeOf(op, type);
+  checkDims(op, rows, cols);
+  if (!Number.isSafeInteger(nTokens) || nTokens < 0) {
+    throw new EdgeMoeError("invalid_argument", op, `nTokens must be a non-negative integer, got ${nTokens}`);
+  }
+  checkLength(op, "w bytes", w.length, rows * bytesOf(op, t, cols, "cols"));
+  checkLength(op, "x", x.length, nTokens * cols);
+  checkLength(op, "y", y.length, nTokens * rows);
+  return t;
+}
+
 function typeOf(op: string, type: GgmlTypeName): GgmlTypeInfo {
   try {
     return ggmlTypeByName(type);
@@ -261,6 +298,54 @@ export class NativeLibrary implements Disposable {
     this.#mul(`matmul ${type}`, type, w, x, y, rows, cols, nTokens, pool);
   }
 
+  /**
+   * Every product of `items` ({@linkcode NativeLibrary.matmul}'s arguments
+   * each) in one pass over `pool`: their rows are laid end to end and split
+   * between the threads, so many small matrices (a layer's q/k/v projections,
+   * the gate and up projections of all its routed experts) cost one dispatch
+   * instead of one each, and activations shared by several products (the same
+   * `x` view) are converted once. Each output is bit-identical to `matmul` of
+   * its product alone. Outputs must not overlap one another.
+   */
+  matmulMany(items: readonly MatmulItem[], pool?: ThreadPool): void {
+    const op = "matmul_many";
+    const words = new BigUint64Array(items.length * 10);
+    const ptr = (a: ArrayBufferView) => a.byteLength === 0 ? 0n : Deno.UnsafePointer.value(Deno.UnsafePointer.of(a));
+    items.forEach((it, i) => {
+      const t = checkMul(`${op} product ${i}`, it.type, it.w, it.x, it.y, it.rows, it.cols, it.nTokens);
+      words.set([
+        BigInt(t.id),
+        ptr(it.w),
+        BigInt(it.w.length),
+        ptr(it.x),
+        BigInt(it.x.length),
+        ptr(it.y),
+        BigInt(it.y.length),
+        BigInt(it.rows),
+        BigInt(it.cols),
+        BigInt(it.nTokens),
+      ], i * 10);
+    });
+    this.#check(op, this.#syms().emoe_matmul_many(pool ? pool.handle(op) : null, words, BigInt(items.length)));
+  }
+
+  /**
+   * A zeroed buffer of `bytes` bytes for weights that decode streams from
+   * (resident tensors, experts held in RAM): from 4 MiB up, the kernel is
+   * advised to back it with 2 MiB transparent huge pages (its zeroed pages
+   * dropped, to come back huge when filled), which saves most TLB misses on
+   * weights read in random order (see zig/src/huge_pages.zig). Where the
+   * kernel has no huge pages it is an ordinary buffer.
+   */
+  allocateWeights(bytes: number): Uint8Array {
+    const out = new Uint8Array(bytes);
+    if (bytes >= 4 << 20) {
+      const covered = new BigUint64Array(1);
+      this.#check("advise huge pages", this.#syms().emoe_advise_huge_pages(out, BigInt(bytes), covered));
+    }
+    return out;
+  }
+
   #mul(
     op: string,
     type: GgmlTypeName,
@@ -272,14 +357,7 @@ export class NativeLibrary implements Disposable {
     nTokens: number,
     pool?: ThreadPool,
   ): void {
-    const t = typeOf(op, type);
-    checkDims(op, rows, cols);
-    if (!Number.isSafeInteger(nTokens) || nTokens < 0) {
-      throw new EdgeMoeError("invalid_argument", op, `nTokens must be a non-negative integer, got ${nTokens}`);
-    }
-    checkLength(op, "w bytes", w.length, rows * bytesOf(op, t, cols, "cols"));
-    checkLength(op, "x", x.length, nTokens * cols);
-    checkLength(op, "y", y.length, nTokens * rows);
+    const t = checkMul(op, type, w, x, y, rows, cols, nTokens);
     this.#check(
       op,
       this.#syms().emoe_matmul(

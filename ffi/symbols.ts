@@ -10,7 +10,7 @@
  */
 
 /** The ABI version these bindings speak; must equal `emoe_abi_version()`. */
-export const ABI_VERSION = 3;
+export const ABI_VERSION = 4;
 
 /** Bit positions of `emoe_cpu_features` (zig/src/cpu.zig `Feature`). */
 export const CPU_FEATURE_BITS = {
@@ -86,6 +86,10 @@ export const symbols = {
     parameters: ["pointer", "u32", "buffer", "usize", "buffer", "usize", "buffer", "usize", "usize", "usize", "usize"],
     result: "i32",
   },
+  /** i32 emoe_matmul_many(void* pool, MulDesc* descs, usize n): 10 u64 words per product (see NativeLibrary.matmulMany) */
+  emoe_matmul_many: { parameters: ["pointer", "buffer", "usize"], result: "i32" },
+  /** i32 emoe_advise_huge_pages(u8* bytes, usize len, usize* out_covered) */
+  emoe_advise_huge_pages: { parameters: ["buffer", "usize", "buffer"], result: "i32" },
   /** i32 emoe_rms_norm(f32* x, usize x_len, f32* w, usize w_len, f32* out, usize out_len, usize n, f32 eps) */
   emoe_rms_norm: {
     parameters: ["buffer", "usize", "buffer", "usize", "buffer", "usize", "usize", "f32"],

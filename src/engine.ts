@@ -45,8 +45,10 @@ export interface EngineOptions {
   /** The native library to use (default: the process-wide one). */
   lib?: NativeLibrary;
   /**
-   * Expert predictor: `"none"`, `"lookahead"`, `"table"` (needs `profile`) or `"combined"` (default:
-   * look-ahead blended with a transition table learned while decoding, seeded from `profile` if given).
+   * Expert predictor: `"none"`, `"lookahead"`, `"table"` (needs `profile`) or `"combined"` (default
+   * with a disk store: look-ahead blended with a transition table learned while decoding, seeded from
+   * `profile` if given; with the `"ram"` store, where every expert is resident and there is nothing to
+   * read ahead, the default is `"none"`).
    */
   predictor?: "none" | "lookahead" | "table" | "combined";
   /** A routing profile from `edgemoe profile` (for the table and combined predictors). */
@@ -186,7 +188,7 @@ export class Engine implements Disposable, AsyncDisposable {
       const progress = opts.onProgress ?? (() => {});
       progress({ stage: "file", fraction: 0.05 });
       const pack = isPack(file) ? PackFile.fromGguf(file) : undefined;
-      const weights = ggufWeights(file);
+      const weights = ggufWeights(file, (n) => lib.allocateWeights(n));
       progress({ stage: "tokenizer", fraction: 0.1 });
       const tokenizer = tokenizerFromGgufFile(file);
       const nCtxTrain = weights.number(`${weights.arch}.context_length`) ?? 4096;
@@ -223,7 +225,7 @@ export class Engine implements Disposable, AsyncDisposable {
       }
       const pool = threads > 1 ? lib.createPool(threads) : undefined;
       try {
-        const predictor = makePredictor(opts, file);
+        const predictor = makePredictor(opts, file, plan.store === "ram");
         progress({ stage: "weights", fraction: 0.3 });
         const model = new MoeModel(weights, lib, {
           nCtx,
@@ -465,11 +467,12 @@ export function createEngine(path: string, opts: EngineOptions = {}): Engine {
   return Engine.open(path, opts);
 }
 
-function makePredictor(opts: EngineOptions, file: GgufFile): Predictor {
+function makePredictor(opts: EngineOptions, file: GgufFile, resident: boolean): Predictor {
   const a = file.getString("general.architecture");
   const nLayer = file.getInt(`${a}.block_count`), nExpert = file.getInt(`${a}.expert_count`);
   const depth = opts.prefetchDepth ?? file.getInt(`${a}.expert_used_count`);
-  const kind = opts.predictor ?? "combined";
+  // All experts in RAM: nothing to read ahead, so by default no prediction work per layer.
+  const kind = opts.predictor ?? (resident ? "none" : "combined");
   const readProfile = (path: string): RoutingProfile => {
     let text: string;
     try {

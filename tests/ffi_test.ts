@@ -113,3 +113,14 @@ console.log(n > 0 ? "generated" : "nothing");`;
     assertEquals(new TextDecoder().decode(out.stdout).trim(), "generated");
   }
 });
+
+Deno.test("allocateWeights: zeroed buffers of the asked size, small or huge-page backed, fully writable", () => {
+  using lib = NativeLibrary.open();
+  for (const n of [0, 100, 4 << 20, (9 << 20) + 123]) {
+    const b = lib.allocateWeights(n);
+    assertEquals(b.length, n);
+    assert(b.every((v) => v === 0), `${n} bytes: not all zero`);
+    b.fill(0xa5);
+    assert(b.every((v) => v === 0xa5), `${n} bytes: writes did not stick`);
+  }
+});

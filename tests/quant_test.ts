@@ -201,6 +201,52 @@ Deno.test("matmul: every token's outputs equal matvec's bit for bit and are clos
   );
 });
 
+Deno.test("matmulMany: every product's outputs equal its own matmul bit for bit (mixed types, shared x, views), bad input refused", () => {
+  using lib = NativeLibrary.open();
+  using pool = lib.createPool(2);
+  // One x shared by "gate" and "up" of two experts of different types, a product whose x is a view into
+  // another buffer, and a product of several tokens; outputs are views of one buffer, as a layer uses them.
+  const cols = 512, x = weights(3 * cols + 8, 31).subarray(8);
+  const specs = [
+    { type: "q4_k", rows: 40, x: x.subarray(0, cols), n: 1 },
+    { type: "q4_k", rows: 40, x: x.subarray(0, cols), n: 1 },
+    { type: "q8_0", rows: 24, x: x.subarray(0, cols), n: 1 },
+    { type: "q6_k", rows: 9, x: x.subarray(cols, 3 * cols), n: 2 },
+    { type: "f16", rows: 5, x, n: 3 },
+  ] as const;
+  const out = new Float32Array(specs.reduce((a, s) => a + s.rows * s.n, 0));
+  let at = 0;
+  const items = specs.map((s, i) => {
+    const y = out.subarray(at, at + s.rows * s.n);
+    at += s.rows * s.n;
+    return {
+      type: s.type,
+      w: lib.quantize(s.type, weights(s.rows * cols, 40 + i)),
+      x: s.x,
+      y,
+      rows: s.rows,
+      cols,
+      nTokens: s.n,
+    };
+  });
+  for (const p of [undefined, pool]) {
+    out.fill(NaN);
+    lib.matmulMany(items, p);
+    for (const it of items) {
+      const want = new Float32Array(it.y.length);
+      lib.matmul(it.type, it.w, it.x, want, it.rows, it.cols, it.nTokens);
+      assertEquals(bits(it.y), bits(want), `${it.type} ${p ? 2 : 1} threads`);
+    }
+  }
+  assertThrows(() => lib.matmulMany([items[0], { ...items[1], y: out.subarray(10, 50) }]), EdgeMoeError, "overlap");
+  assertThrows(
+    () => lib.matmulMany([items[0], { ...items[1], x: x.subarray(0, 100) }]),
+    EdgeMoeError,
+    "product 1: x has 100 elements, expected 512",
+  );
+  lib.matmulMany([], pool);
+});
+
 Deno.test("quantized kernels refuse bad shapes, types and values with clear errors", () => {
   using lib = NativeLibrary.open();
   const e = assertThrows(() => lib.quantize("q4_0", new Float32Array(33)), EdgeMoeError, "not a multiple");

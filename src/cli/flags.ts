@@ -77,7 +77,7 @@ export const ENGINE_HELP = `model:
   --mem-budget SIZE        bytes the process may use: 4096, 512MiB, 4G, 1.5GiB (default: 90% of available)
   --store S                ram | uring | pread | mmap (default: ram if all fits the budget, else uring)
   --cache-policy P         lru | lfu | edgemoe (default lru)
-  --predictor P            none | lookahead | table | combined (default combined)
+  --predictor P            none | lookahead | table | combined (default combined; none with --store ram)
   --profile FILE           routing profile for --predictor table or combined (edgemoe profile)
   --prefetch-depth N       experts to prefetch per layer (default: experts per token)
   --kv-type T              KV cache type: f32 | f16 (default f32; f16 halves its memory)`;

@@ -645,11 +645,12 @@ export class GgufFile implements Disposable {
   }
 
   /**
-   * Reads `length` bytes at absolute `offset` (must lie inside the file).
+   * Reads `length` bytes at absolute `offset` (must lie inside the file),
+   * into a buffer from `allocate(length)` if given (else a new `Uint8Array`).
    *
    * @throws {EdgeMoeError} `invalid_argument` for a range outside the file, `io` on a short read.
    */
-  readRange(offset: number, length: number): Uint8Array {
+  readRange(offset: number, length: number, allocate?: (bytes: number) => Uint8Array): Uint8Array {
     const op = `read gguf ${this.name}`;
     if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
       throw new EdgeMoeError("invalid_argument", op, `range (${offset}, ${length}) is not a byte range`);
@@ -661,20 +662,23 @@ export class GgufFile implements Disposable {
         `range [${offset}, ${offset + length}) is past the end (${this.size})`,
       );
     }
-    const out = new Uint8Array(length);
+    const out = allocate ? allocate(length) : new Uint8Array(length);
+    if (out.length !== length) {
+      throw new EdgeMoeError("invalid_argument", op, `allocate(${length}) returned ${out.length} bytes`);
+    }
     const n = this.#src.readAt(offset, out);
     if (n !== length) throw new EdgeMoeError("io", op, `short read: ${n} of ${length} bytes at offset ${offset}`);
     return out;
   }
 
   /**
-   * Reads all bytes of tensor `name`.
+   * Reads all bytes of tensor `name` (into a buffer from `allocate`, as {@linkcode GgufFile.readRange}).
    *
    * @throws {EdgeMoeError} `invalid_argument` if there is no such tensor, `io`.
    */
-  readTensor(name: string): Uint8Array {
+  readTensor(name: string, allocate?: (bytes: number) => Uint8Array): Uint8Array {
     const t = this.#require(name);
-    return this.readRange(t.offset, t.bytes);
+    return this.readRange(t.offset, t.bytes, allocate);
   }
 
   /** Streams `length` bytes at `offset` in chunks of at most `chunkBytes` (for large tensors). */

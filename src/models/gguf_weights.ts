@@ -7,8 +7,12 @@
 import type { GgufFile } from "../gguf/mod.ts";
 import type { ModelWeights, TensorData } from "./weights.ts";
 
-/** Weights of an opened GGUF file (the caller keeps ownership of `file`). */
-export function ggufWeights(file: GgufFile): ModelWeights {
+/**
+ * Weights of an opened GGUF file (the caller keeps ownership of `file`).
+ * `allocate(n)`, if given, makes the buffer each tensor is read into (e.g.
+ * `NativeLibrary.allocateWeights`, for huge pages).
+ */
+export function ggufWeights(file: GgufFile, allocate?: (bytes: number) => Uint8Array): ModelWeights {
   const cache = new Map<string, TensorData>();
   const arch = file.getString("general.architecture");
   return {
@@ -29,7 +33,7 @@ export function ggufWeights(file: GgufFile): ModelWeights {
       if (hit) return hit;
       const info = file.tensor(name);
       if (!info) return undefined;
-      const t: TensorData = { name, type: info.type.id, dims: info.dims, data: file.readTensor(name) };
+      const t: TensorData = { name, type: info.type.id, dims: info.dims, data: file.readTensor(name, allocate) };
       cache.set(name, t);
       return t;
     },

@@ -17,8 +17,14 @@ import { EdgeMoeError } from "../errors.ts";
 import type { NativeLibrary, ThreadPool } from "../../ffi/native.ts";
 import { createRouter, type Router, topK } from "../router/router.ts";
 import { type ArchSpec, archSpec } from "./arch.ts";
-import { addInPlace, dequantizeRow, matmul, matrixShape } from "./ops.ts";
-import { type ExpertSource, type ModelWeights, residentExperts, type TensorData } from "./weights.ts";
+import { addInPlace, dequantizeRow, matmul, matmulMany, matrixShape } from "./ops.ts";
+import {
+  type ExpertSource,
+  type ExpertWeights,
+  type ModelWeights,
+  residentExperts,
+  type TensorData,
+} from "./weights.ts";
 import type { Predictor } from "../predictor/predictor.ts";
 
 /** Hyperparameters read from `{arch}.*` metadata. */
@@ -345,15 +351,16 @@ export class MoeModel {
       for (let g = 0; g < ids.length; g += group) {
         const chunk = new Uint32Array(ids.slice(g, g + group));
         using lease = this.#experts.acquire(l, chunk, g === 0 ? prefetchNext : undefined);
-        lease.experts.forEach((e, k) => {
-          // Gather the expert's tokens into one matrix, run it once, hand each token its row.
-          const served = users.get(chunk[k])!;
-          const m = new Float32Array(served.length * d);
-          served.forEach(([t], j) => m.set(row(ns, t), j * d));
-          const y = this.#ffn(e.gate, e.up, e.down, m, served.length);
-          served.forEach(([t, i], j) => (ys[t][i] = row(y, j)));
-          this.#experts.poll?.();
+        // Gather each expert's tokens into one matrix; all the group's experts run in one pass; each
+        // token gets its row of its experts' outputs.
+        const served = [...chunk].map((id) => users.get(id)!);
+        const inputs = served.map((sv) => {
+          const m = new Float32Array(sv.length * d);
+          sv.forEach(([t], j) => m.set(row(ns, t), j * d));
+          return m;
         });
+        const outs = this.#expertFfns(lease.experts, inputs, served.map((sv) => sv.length));
+        served.forEach((sv, k) => sv.forEach(([t, i], j) => (ys[t][i] = row(outs[k], j))));
       }
       const out = new Float32Array(T * d);
       for (let t = 0; t < T; t++) {
@@ -406,9 +413,11 @@ export class MoeModel {
     const hp = this.hp;
     const hd = hp.headDim, qDim = hp.nHead * hd, kvDim = hp.nHeadKv * hd;
     const qs = new Float32Array(T * qDim), ks = new Float32Array(T * kvDim), vs = new Float32Array(T * kvDim);
-    this.#mm(L.q, ns, qs, T);
-    this.#mm(L.k, ns, ks, T);
-    this.#mm(L.v, ns, vs, T);
+    matmulMany(this.#lib, [
+      { w: L.q, x: ns, y: qs, nTokens: T },
+      { w: L.k, x: ns, y: ks, nTokens: T },
+      { w: L.v, x: ns, y: vs, nTokens: T },
+    ], this.#pool);
     for (let t = 0; t < T; t++) {
       if (L.qBias) addInPlace(qs.subarray(t * qDim, (t + 1) * qDim), L.qBias);
       if (L.kBias) addInPlace(ks.subarray(t * kvDim, (t + 1) * kvDim), L.kBias);
@@ -444,16 +453,41 @@ export class MoeModel {
     return o;
   }
 
-  /** SwiGLU expert `down(silu(gate·x) ⊙ up·x)` on `T` tokens (rows of `x`); returns `T × nEmbd`. */
-  #ffn(gate: TensorData, up: TensorData, down: TensorData, x: Float32Array, T: number): Float32Array {
-    const f = matrixShape(gate).rows * T;
-    const g = new Float32Array(f), u = new Float32Array(f);
-    this.#mm(gate, x, g, T);
-    this.#mm(up, x, u, T);
+  /**
+   * SwiGLU experts `down(silu(gate·x) ⊙ up·x)`, expert k on the `T[k]` tokens
+   * (rows) of `x[k]`; returns each expert's `T[k] × nEmbd` outputs. Every
+   * gate and up projection runs in one pass over the pool, then every down
+   * projection in another (`matmulMany`): the same bits as one matmul each.
+   */
+  #expertFfns(experts: readonly ExpertWeights[], x: readonly Float32Array[], T: readonly number[]): Float32Array[] {
+    const d = this.hp.nEmbd;
+    const f = experts.map((e, k) => matrixShape(e.gate).rows * T[k]);
+    const at: number[] = [];
+    let total = 0;
+    for (const n of f) {
+      at.push(total);
+      total += n;
+    }
+    const g = new Float32Array(total), u = new Float32Array(total);
+    const part = (a: Float32Array, k: number) => a.subarray(at[k], at[k] + f[k]);
+    matmulMany(
+      this.#lib,
+      experts.flatMap((e, k) => [
+        { w: e.gate, x: x[k], y: part(g, k), nTokens: T[k] },
+        { w: e.up, x: x[k], y: part(u, k), nTokens: T[k] },
+      ]),
+      this.#pool,
+    );
+    this.#experts.poll?.();
     this.#lib.swiglu(g, u, g);
-    const out = new Float32Array(this.hp.nEmbd * T);
-    this.#mm(down, g, out, T);
-    return out;
+    const outs = experts.map((_, k) => new Float32Array(d * T[k]));
+    matmulMany(
+      this.#lib,
+      experts.map((e, k) => ({ w: e.down, x: part(g, k), y: outs[k], nTokens: T[k] })),
+      this.#pool,
+    );
+    this.#experts.poll?.();
+    return outs;
   }
 
   #moe(l: number, L: LayerWeights, n: Float32Array): Float32Array {
@@ -489,11 +523,10 @@ export class MoeModel {
       };
       using lease = this.#experts.acquire(l, ids, prefetchNext);
       if (!predicted) prefetchNext();
-      lease.experts.forEach((e, i) => {
-        const y = this.#ffn(e.gate, e.up, e.down, n, 1);
+      const ys = this.#expertFfns(lease.experts, lease.experts.map(() => n), lease.experts.map(() => 1));
+      ys.forEach((y, i) => {
         const w = weights[i];
         for (let j = 0; j < out.length; j++) out[j] += w * y[j];
-        this.#experts.poll?.();
       });
     }
     if (L.shared) this.#addShared(L.shared, n, out, 1);
@@ -502,9 +535,9 @@ export class MoeModel {
 
   /** Adds the shared expert's output, scaled by its sigmoid gate, to each of the `T` rows of `out`. */
   #addShared(sh: NonNullable<LayerWeights["shared"]>, ns: Float32Array, out: Float32Array, T: number): void {
-    const y = this.#ffn(sh.gate, sh.up, sh.down, ns, T);
     const gl = new Float32Array(T);
     this.#mm(sh.gateInp, ns, gl, T);
+    const [y] = this.#expertFfns([sh], [ns], [T]);
     const d = this.hp.nEmbd;
     for (let t = 0; t < T; t++) {
       const gate = 1 / (1 + Math.exp(-gl[t]));

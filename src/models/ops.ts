@@ -7,7 +7,7 @@
  * @module
  */
 import { EdgeMoeError } from "../errors.ts";
-import type { GgmlTypeName, NativeLibrary, ThreadPool } from "../../ffi/native.ts";
+import type { GgmlTypeName, MatmulItem, NativeLibrary, ThreadPool } from "../../ffi/native.ts";
 import { GgmlType, ggmlTypeById, tensorBytes } from "../gguf/types.ts";
 import type { TensorData } from "./weights.ts";
 
@@ -47,6 +47,28 @@ function bytesOf(t: TensorData, op: string): Uint8Array {
   return t.data.byteOffset % 4 === 0 ? t.data : t.data.slice();
 }
 
+/** One product of {@linkcode matmulMany}: `Y[i] = W·X[i]` for `nTokens` tokens (see {@linkcode matmul}). */
+export interface Product {
+  w: TensorData;
+  x: Float32Array;
+  y: Float32Array;
+  nTokens: number;
+}
+
+/** A product as the native library takes it, its shape checked against `x` and `y`. */
+function item({ w, x, y, nTokens }: Product): MatmulItem {
+  const op = `matmul ${w.name}`;
+  const { rows, cols } = matrixShape(w);
+  if (x.length !== nTokens * cols || y.length !== nTokens * rows) {
+    throw new EdgeMoeError(
+      "invalid_argument",
+      op,
+      `expected x[${nTokens}×${cols}] → y[${nTokens}×${rows}], got x[${x.length}] → y[${y.length}]`,
+    );
+  }
+  return { type: typeName(w, op), w: bytesOf(w, op), x, y, rows, cols, nTokens };
+}
+
 /**
  * `Y[i] = W·X[i]` for a weight matrix `W` (`rows × cols`, GGUF `dims = [cols,
  * rows]`) of any GGML weight type and `nTokens` tokens stored one after another
@@ -65,18 +87,22 @@ export function matmul(
   nTokens: number,
   pool?: ThreadPool,
 ): void {
-  const op = `matmul ${w.name}`;
-  const { rows, cols } = matrixShape(w);
-  if (x.length !== nTokens * cols || y.length !== nTokens * rows) {
-    throw new EdgeMoeError(
-      "invalid_argument",
-      op,
-      `expected x[${nTokens}×${cols}] → y[${nTokens}×${rows}], got x[${x.length}] → y[${y.length}]`,
-    );
-  }
-  const bytes = bytesOf(w, op);
-  if (nTokens === 1) lib.matvec(typeName(w, op), bytes, x, y, rows, cols, pool);
-  else lib.matmul(typeName(w, op), bytes, x, y, rows, cols, nTokens, pool);
+  const it = item({ w, x, y, nTokens });
+  if (nTokens === 1) lib.matvec(it.type, it.w, x, y, it.rows, it.cols, pool);
+  else lib.matmul(it.type, it.w, x, y, it.rows, it.cols, nTokens, pool);
+}
+
+/**
+ * Several {@linkcode matmul}s in one native call and one pass over the pool
+ * (`NativeLibrary.matmulMany`): each `y` gets the same bits as its own
+ * `matmul`. For the many small matrices of one layer (q/k/v; every routed
+ * expert's gate and up, then their down projections), where a dispatch per
+ * matrix costs about as much as the matrix. Outputs must not overlap.
+ *
+ * @throws {EdgeMoeError} as {@linkcode matmul}, for the first product that fails.
+ */
+export function matmulMany(lib: NativeLibrary, products: readonly Product[], pool?: ThreadPool): void {
+  lib.matmulMany(products.map(item), pool);
 }
 
 /** Writes row `row` of `t` to `out` as f32 (embedding lookup), dequantizing if needed. */

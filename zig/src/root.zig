@@ -20,9 +20,10 @@ const norm = @import("kernels/norm.zig");
 const rope_k = @import("kernels/rope.zig");
 const act = @import("kernels/act.zig");
 const attention_k = @import("kernels/attention.zig");
+const huge_pages = @import("huge_pages.zig");
 
 /// Bumped whenever an export changes name, parameters or meaning.
-pub const abi_version: u32 = 3;
+pub const abi_version: u32 = 4;
 
 const Error = status.Error;
 
@@ -116,6 +117,41 @@ fn matvecQuant(pool: ?*anyopaque, type_id: u32, w: ?[*]const u8, w_len: usize, x
 
 fn matmulQuant(pool: ?*anyopaque, type_id: u32, w: ?[*]const u8, w_len: usize, x: ?[*]const f32, x_len: usize, y: ?[*]f32, y_len: usize, rows: usize, cols: usize, n_tokens: usize) Error!void {
     try dispatch.matmul(poolFrom(pool), @enumFromInt(type_id), try slice(u8, w, w_len, "w"), try slice(f32, x, x_len, "x"), try sliceMut(f32, y, y_len, "y"), rows, cols, n_tokens);
+}
+
+/// One product of `emoe_matmul_many`, as `emoe_matmul`'s arguments (80 bytes, all fields 8-byte words).
+pub const MulDesc = extern struct {
+    type_id: u64,
+    w: ?[*]const u8,
+    w_len: usize,
+    x: ?[*]const f32,
+    x_len: usize,
+    y: ?[*]f32,
+    y_len: usize,
+    rows: usize,
+    cols: usize,
+    n_tokens: usize,
+};
+
+fn matmulMany(pool: ?*anyopaque, descs: ?[*]const MulDesc, n: usize) Error!void {
+    const ds = try slice(MulDesc, descs, n, "descs");
+    var fallback = std.heap.stackFallback(64 * @sizeOf(dispatch.Mul), std.heap.page_allocator);
+    const alloc = fallback.get();
+    const muls = alloc.alloc(dispatch.Mul, n) catch return status.fail(error.OutOfMemory, "matmul_many: no memory for {d} products", .{n});
+    defer alloc.free(muls);
+    for (ds, muls, 0..) |d, *m, i| {
+        if (d.type_id > std.math.maxInt(u32)) return status.fail(error.InvalidArgument, "matmul_many: product {d} has type id {d}", .{ i, d.type_id });
+        m.* = .{
+            .t = @enumFromInt(@as(u32, @intCast(d.type_id))),
+            .w = try slice(u8, d.w, d.w_len, "w"),
+            .x = try slice(f32, d.x, d.x_len, "x"),
+            .y = try sliceMut(f32, d.y, d.y_len, "y"),
+            .rows = d.rows,
+            .cols = d.cols,
+            .n_tokens = d.n_tokens,
+        };
+    }
+    try dispatch.matmulMany(poolFrom(pool), muls);
 }
 
 fn rmsNormAny(x: ?[*]const f32, x_len: usize, w: ?[*]const f32, w_len: usize, out: ?[*]f32, out_len: usize, n: usize, eps: f32) Error!void {
@@ -329,6 +365,30 @@ export fn emoe_matmul(pool: ?*anyopaque, type_id: u32, w: ?[*]const u8, w_len: u
     return status.call(matmulQuant(pool, type_id, w, w_len, x, x_len, y, y_len, rows, cols, n_tokens));
 }
 
+/// i32 emoe_matmul_many(void* pool, MulDesc* descs, usize n): every product of
+/// descs (each as emoe_matmul's arguments: u64 type, u8* w, usize w_len, f32* x,
+/// usize x_len, f32* y, usize y_len, usize rows, usize cols, usize n_tokens) in
+/// one pass over the pool; each output bit-identical to emoe_matmul of its
+/// product alone; outputs must not overlap.
+export fn emoe_matmul_many(pool: ?*anyopaque, descs: ?[*]const MulDesc, n: usize) i32 {
+    status.clear();
+    return status.call(matmulMany(pool, descs, n));
+}
+
+/// i32 emoe_advise_huge_pages(u8* bytes, usize len, usize* out_covered): backs the whole 2 MiB
+/// pages inside a fresh zeroed buffer with transparent huge pages: they are advised and dropped,
+/// so they read as zero and come back huge when touched (call before filling it); writes how many
+/// bytes were covered (0 where the kernel has no huge pages or refuses).
+export fn emoe_advise_huge_pages(ptr: ?[*]u8, len: usize, out: ?*usize) i32 {
+    status.clear();
+    return status.call(adviseHuge(ptr, len, out));
+}
+
+fn adviseHuge(ptr: ?[*]u8, len: usize, out: ?*usize) Error!void {
+    const o = out orelse return status.fail(error.NullPointer, "out is null", .{});
+    o.* = huge_pages.advise(try sliceMut(u8, ptr, len, "bytes"));
+}
+
 /// i32 emoe_rms_norm(f32* x, usize x_len, f32* w, usize w_len, f32* out, usize out_len, usize n, f32 eps):
 /// every row of n elements of x to x / sqrt(mean(x²) + eps) * w (w of n elements, or none when w_len is 0),
 /// as GGML's rms_norm then mul; out may be x.
@@ -372,6 +432,7 @@ test {
     _ = cpu;
     _ = matvec;
     _ = f32k;
+    _ = @import("huge_pages.zig");
     _ = @import("kernels/f16.zig");
     _ = @import("kernels/types.zig");
     _ = @import("kernels/qdot.zig");

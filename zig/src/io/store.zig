@@ -25,6 +25,7 @@
 //! silent zeros. Which expert lives in which slot, and when a slot may be
 //! reused, is decided on the TypeScript side (src/store/).
 const std = @import("std");
+const huge_pages = @import("../huge_pages.zig");
 const lifetime = @import("../lifetime.zig");
 const linux = std.os.linux;
 const posix = std.posix;
@@ -238,6 +239,8 @@ pub const Store = struct {
             .uring, .pread => {
                 self.arena = alloc.alignedAlloc(u8, direct_align, arena_bytes) catch
                     return status.fail(error.OutOfMemory, "cannot allocate the {d}-byte slot arena", .{arena_bytes});
+                // Experts are computed from the slots: huge pages, before the first read touches them.
+                _ = huge_pages.advise(self.arena);
             },
         }
         errdefer if (self.arena.len > 0) alloc.free(self.arena);

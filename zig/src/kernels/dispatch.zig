@@ -147,46 +147,10 @@ fn tileTokens(grouped: bool, fit: usize) usize {
     return @max(token_group, fit / token_group * token_group);
 }
 
-fn mulAs(comptime K: type, pool: ?*threads.Pool, t: GgmlType, op: []const u8, w: []const u8, x: []const f32, y: []f32, rows: usize, cols: usize, n_tokens: usize) Error!void {
-    const name = @tagName(t);
-    if (!@hasDecl(K, "dot"))
-        return status.fail(error.Unsupported, "{s}: {s} is an activation format, not a weight type", .{ op, name });
-    _ = std.math.mul(usize, rows, cols) catch
-        return status.fail(error.InvalidArgument, "{s} {s}: rows {d} x cols {d} overflows", .{ op, name, rows, cols });
-    const row_bytes = try bytesFor(t, cols, op, "cols");
-    const need = std.math.mul(usize, rows, row_bytes) catch
-        return status.fail(error.InvalidArgument, "{s} {s}: rows {d} x row bytes {d} overflows", .{ op, name, rows, row_bytes });
-    if (w.len != need)
-        return status.fail(error.LengthMismatch, "{s} {s}: w has {d} bytes, expected rows*rowBytes = {d}*{d} = {d}", .{ op, name, w.len, rows, row_bytes, need });
-    const x_need = std.math.mul(usize, n_tokens, cols) catch
-        return status.fail(error.InvalidArgument, "{s} {s}: n_tokens {d} x cols {d} overflows", .{ op, name, n_tokens, cols });
-    const y_need = std.math.mul(usize, n_tokens, rows) catch
-        return status.fail(error.InvalidArgument, "{s} {s}: n_tokens {d} x rows {d} overflows", .{ op, name, n_tokens, rows });
-    if (x.len != x_need)
-        return status.fail(error.LengthMismatch, "{s} {s}: x has {d} elements, expected n_tokens*cols = {d}*{d} = {d}", .{ op, name, x.len, n_tokens, cols, x_need });
-    if (y.len != y_need)
-        return status.fail(error.LengthMismatch, "{s} {s}: y has {d} elements, expected n_tokens*rows = {d}*{d} = {d}", .{ op, name, y.len, n_tokens, rows, y_need });
-    const wb = try blocks(K.Block, w, "w");
-
-    // The activations in the weight type's vec_dot format, once per token:
-    // Q8_0/Q8_1/Q8_K blocks, f16 for F16 weights, bf16 for BF16, a plain copy
-    // for F32. The buffer starts on a cache line, so the float kernels' loads
-    // never straddle two.
-    const A = ActivationOf(K.Activation);
-    const a_per_token = cols / A.block_elems;
-    var fallback = std.heap.stackFallback(32 * 1024, std.heap.page_allocator);
-    const alloc = fallback.get();
-    // Float formats round each value on its own (NaN and ±inf carry through, as GGML).
-    if (A.block_elems > 1) for (x, 0..) |v, i| if (!std.math.isFinite(v))
-        return status.fail(error.InvalidArgument, "{s} {s}: x[{d}] is {d}; activations must be finite", .{ op, name, i, v });
-    const act = alloc.alignedAlloc(K.Activation, 64, a_per_token * n_tokens) catch
-        return status.fail(error.OutOfMemory, "{s} {s}: no memory for {d} activation blocks", .{ op, name, a_per_token * n_tokens });
-    defer alloc.free(act);
-    if (K.Activation == f32) {
-        @memcpy(act, x);
-    } else for (0..n_tokens) |i| A.quantize(x[i * cols ..][0..cols], act[i * a_per_token ..][0..a_per_token]);
-
-    const Tiles = struct {
+/// The row tiles of one product, ready to run: weights, activations already
+/// in the weight type's vec_dot format, outputs, and the tiling (see `tile_bytes`).
+fn Tiles(comptime K: type) type {
+    return struct {
         w: []const K.Block,
         a: []const K.Activation,
         y: []f32,
@@ -196,6 +160,9 @@ fn mulAs(comptime K: type, pool: ?*threads.Pool, t: GgmlType, op: []const u8, w:
         n_tokens: usize,
         tile_rows: usize,
         tile_tokens: usize,
+
+        /// Rows `begin..end` for every token: each output is one `K.dot` (or the
+        /// same bits from `K.dotN`), so any split of the rows gives the same `y`.
         fn run(p: *const anyopaque, begin: usize, end: usize) void {
             const c: *const @This() = @ptrCast(@alignCast(p));
             var r0 = begin;
@@ -220,7 +187,60 @@ fn mulAs(comptime K: type, pool: ?*threads.Pool, t: GgmlType, op: []const u8, w:
             }
         }
     };
-    const ctx = Tiles{
+}
+
+/// Activations already converted for an earlier product of the same call:
+/// the same `x` in the same format is converted once (e.g. an expert's gate
+/// and up projections, or every expert's gate and up for one token).
+const Converted = struct { x: []const f32, format: []const u8, bytes: []const u8 };
+
+/// Checks one product's shapes and converts its activations (or reuses a
+/// conversion in `done`), returning its tiles allocated from `alloc`.
+fn prepareAs(comptime K: type, alloc: std.mem.Allocator, done: *std.ArrayListUnmanaged(Converted), t: GgmlType, op: []const u8, w: []const u8, x: []const f32, y: []f32, rows: usize, cols: usize, n_tokens: usize) Error!*const Tiles(K) {
+    const name = @tagName(t);
+    _ = std.math.mul(usize, rows, cols) catch
+        return status.fail(error.InvalidArgument, "{s} {s}: rows {d} x cols {d} overflows", .{ op, name, rows, cols });
+    const row_bytes = try bytesFor(t, cols, op, "cols");
+    const need = std.math.mul(usize, rows, row_bytes) catch
+        return status.fail(error.InvalidArgument, "{s} {s}: rows {d} x row bytes {d} overflows", .{ op, name, rows, row_bytes });
+    if (w.len != need)
+        return status.fail(error.LengthMismatch, "{s} {s}: w has {d} bytes, expected rows*rowBytes = {d}*{d} = {d}", .{ op, name, w.len, rows, row_bytes, need });
+    const x_need = std.math.mul(usize, n_tokens, cols) catch
+        return status.fail(error.InvalidArgument, "{s} {s}: n_tokens {d} x cols {d} overflows", .{ op, name, n_tokens, cols });
+    const y_need = std.math.mul(usize, n_tokens, rows) catch
+        return status.fail(error.InvalidArgument, "{s} {s}: n_tokens {d} x rows {d} overflows", .{ op, name, n_tokens, rows });
+    if (x.len != x_need)
+        return status.fail(error.LengthMismatch, "{s} {s}: x has {d} elements, expected n_tokens*cols = {d}*{d} = {d}", .{ op, name, x.len, n_tokens, cols, x_need });
+    if (y.len != y_need)
+        return status.fail(error.LengthMismatch, "{s} {s}: y has {d} elements, expected n_tokens*rows = {d}*{d} = {d}", .{ op, name, y.len, n_tokens, rows, y_need });
+    const wb = try blocks(K.Block, w, "w");
+
+    // The activations in the weight type's vec_dot format, once per token:
+    // Q8_0/Q8_1/Q8_K blocks, f16 for F16 weights, bf16 for BF16, a plain copy
+    // for F32. The buffer starts on a cache line, so the float kernels' loads
+    // never straddle two.
+    const A = ActivationOf(K.Activation);
+    const a_per_token = cols / A.block_elems;
+    const format = @typeName(K.Activation);
+    const act: []const K.Activation = for (done.items) |c| {
+        if (c.x.ptr == x.ptr and c.x.len == x.len and std.mem.eql(u8, c.format, format))
+            break @as([*]const K.Activation, @ptrCast(@alignCast(c.bytes.ptr)))[0 .. c.bytes.len / @sizeOf(K.Activation)];
+    } else blk: {
+        // Float formats round each value on its own (NaN and ±inf carry through, as GGML).
+        if (A.block_elems > 1) for (x, 0..) |v, i| if (!std.math.isFinite(v))
+            return status.fail(error.InvalidArgument, "{s} {s}: x[{d}] is {d}; activations must be finite", .{ op, name, i, v });
+        const buf = alloc.alignedAlloc(K.Activation, 64, a_per_token * n_tokens) catch
+            return status.fail(error.OutOfMemory, "{s} {s}: no memory for {d} activation blocks", .{ op, name, a_per_token * n_tokens });
+        if (K.Activation == f32) {
+            @memcpy(buf, x);
+        } else for (0..n_tokens) |i| A.quantize(x[i * cols ..][0..cols], buf[i * a_per_token ..][0..a_per_token]);
+        done.append(alloc, .{ .x = x, .format = format, .bytes = std.mem.sliceAsBytes(buf) }) catch
+            return status.fail(error.OutOfMemory, "{s} {s}: no memory to track activations", .{ op, name });
+        break :blk buf;
+    };
+    const tiles = alloc.create(Tiles(K)) catch
+        return status.fail(error.OutOfMemory, "{s} {s}: no memory for its tiles", .{ op, name });
+    tiles.* = .{
         .w = wb,
         .a = act,
         .y = y,
@@ -231,10 +251,107 @@ fn mulAs(comptime K: type, pool: ?*threads.Pool, t: GgmlType, op: []const u8, w:
         .tile_rows = @max(1, tile_bytes / @max(1, row_bytes)),
         .tile_tokens = tileTokens(@hasDecl(K, "dotN"), act_tile_bytes / @max(1, a_per_token * @sizeOf(K.Activation))),
     };
-    const job = threads.Job{ .ctx = &ctx, .func = Tiles.run, .rows = if (n_tokens == 0) 0 else rows };
+    return tiles;
+}
+
+/// One product of `matmulMany`: `y = W·x` for `n_tokens` tokens, as `matmul`'s arguments.
+pub const Mul = struct {
+    t: GgmlType,
+    w: []const u8,
+    x: []const f32,
+    y: []f32,
+    rows: usize,
+    cols: usize,
+    n_tokens: usize,
+};
+
+/// One product's rows in the concatenation `matmulMany` splits over the threads.
+const Part = struct { tiles: *const anyopaque, run: *const fn (*const anyopaque, usize, usize) void, first: usize, rows: usize };
+
+/// Prepares `m` as part `p` (rows from `first`); see `prepareAs`.
+fn prepareMul(comptime K: type, alloc: std.mem.Allocator, done: *std.ArrayListUnmanaged(Converted), op: []const u8, m: Mul, first: usize, p: *Part) Error!void {
+    if (comptime !@hasDecl(K, "dot")) return notWeights(op, m.t);
+    const tiles = try prepareAs(K, alloc, done, m.t, op, m.w, m.x, m.y, m.rows, m.cols, m.n_tokens);
+    p.* = .{ .tiles = tiles, .run = Tiles(K).run, .first = first, .rows = if (m.n_tokens == 0) 0 else m.rows };
+}
+
+/// Every product of `muls` in one pass over the pool: their rows are laid end
+/// to end and split into contiguous ranges, one per thread, so a layer's
+/// small matrices (q/k/v, or the gate and up projections of all its routed
+/// experts) cost one dispatch instead of one each. Activations shared by
+/// several products (the same `x` slice and format) are converted once. Each
+/// output is bit-identical to `matmul` of its product alone. The outputs must
+/// not overlap one another (an `x` may be any product's `y`: activations are
+/// converted before any output is written).
+pub fn matmulMany(pool: ?*threads.Pool, muls: []const Mul) Error!void {
+    const op = "matmul_many";
+    var fallback = std.heap.stackFallback(64 * 1024, std.heap.page_allocator);
+    var arena = std.heap.ArenaAllocator.init(fallback.get());
+    defer arena.deinit();
+    const alloc = arena.allocator();
+    try checkDisjoint(alloc, muls);
+    const parts = alloc.alloc(Part, muls.len) catch
+        return status.fail(error.OutOfMemory, "{s}: no memory for {d} products", .{ op, muls.len });
+    var done: std.ArrayListUnmanaged(Converted) = .empty;
+    var total: usize = 0;
+    for (muls, parts) |m, *p| {
+        try withKernel(m.t, op, prepareMul, .{ alloc, &done, op, m, total, p });
+        total += p.rows;
+    }
+    const Many = struct {
+        parts: []const Part,
+        fn run(ctx: *const anyopaque, begin: usize, end: usize) void {
+            const c: *const @This() = @ptrCast(@alignCast(ctx));
+            for (c.parts) |p| {
+                const b = @max(begin, p.first);
+                const e = @min(end, p.first + p.rows);
+                if (b < e) p.run(p.tiles, b - p.first, e - p.first);
+            }
+        }
+    };
+    const ctx = Many{ .parts = parts };
+    try runJob(pool, op, .{ .ctx = &ctx, .func = Many.run, .rows = total });
+}
+
+/// Fails if two products' outputs share an element (their threads would race).
+fn checkDisjoint(alloc: std.mem.Allocator, muls: []const Mul) Error!void {
+    const order = alloc.alloc(usize, muls.len) catch
+        return status.fail(error.OutOfMemory, "matmul_many: no memory for {d} products", .{muls.len});
+    for (order, 0..) |*o, i| o.* = i;
+    const Cmp = struct {
+        fn lessThan(ms: []const Mul, a: usize, b: usize) bool {
+            return @intFromPtr(ms[a].y.ptr) < @intFromPtr(ms[b].y.ptr);
+        }
+    };
+    std.sort.pdq(usize, order, muls, Cmp.lessThan);
+    var i: usize = 1;
+    while (i < order.len) : (i += 1) {
+        const a = muls[order[i - 1]].y;
+        const b = muls[order[i]].y;
+        if (a.len > 0 and b.len > 0 and @intFromPtr(a.ptr) + a.len * @sizeOf(f32) > @intFromPtr(b.ptr))
+            return status.fail(error.InvalidArgument, "matmul_many: the outputs of products {d} and {d} overlap", .{ order[i - 1], order[i] });
+    }
+}
+
+fn runJob(pool: ?*threads.Pool, op: []const u8, job: threads.Job) Error!void {
     if (pool) |p| {
         p.run(job) catch return status.fail(error.Busy, "{s}: the thread pool is running another call", .{op});
     } else job.func(job.ctx, 0, job.rows);
+}
+
+/// The error for an activation format (Q8_1, Q8_K) given as a weight type.
+fn notWeights(op: []const u8, t: GgmlType) Error {
+    return status.fail(error.Unsupported, "{s}: {s} is an activation format, not a weight type", .{ op, @tagName(t) });
+}
+
+fn mulAs(comptime K: type, pool: ?*threads.Pool, t: GgmlType, op: []const u8, w: []const u8, x: []const f32, y: []f32, rows: usize, cols: usize, n_tokens: usize) Error!void {
+    if (comptime !@hasDecl(K, "dot")) return notWeights(op, t);
+    var fallback = std.heap.stackFallback(32 * 1024, std.heap.page_allocator);
+    var arena = std.heap.ArenaAllocator.init(fallback.get());
+    defer arena.deinit();
+    var done: std.ArrayListUnmanaged(Converted) = .empty;
+    const tiles = try prepareAs(K, arena.allocator(), &done, t, op, w, x, y, rows, cols, n_tokens);
+    try runJob(pool, op, .{ .ctx = tiles, .func = Tiles(K).run, .rows = if (n_tokens == 0) 0 else rows });
 }
 
 test "dispatch: matvec equals per-row dots on quantized activations, for any thread count" {
@@ -309,6 +426,66 @@ test "dispatch: matmul equals matvec per token, bit for bit, for every weight ty
     try std.testing.expectError(error.LengthMismatch, matmul(null, .q8_0, q8, x[0 .. 2 * cols], y[0 .. 2 * rows], rows, cols, 3));
     try std.testing.expect(std.mem.indexOf(u8, status.lastMessage(), "x has 8192 elements, expected n_tokens*cols = 3*4096 = 12288") != null);
     try matmul(null, .q8_0, q8, x[0..0], y[0..0], rows, cols, 0);
+}
+
+test "dispatch: matmulMany equals each matmul alone, bit for bit: mixed types and shapes, shared and distinct x, 1..3 threads, errors" {
+    const alloc = std.testing.allocator;
+    const fill = @import("qdot.zig").testing.fill;
+    // Products as a layer has them: two "experts" of different types sharing one x (gate and up), a
+    // down projection whose x is another product's output buffer, and a product with no tokens.
+    const Spec = struct { t: GgmlType, rows: usize, cols: usize, n: usize, x: usize };
+    const specs = [_]Spec{
+        .{ .t = .q4_k, .rows = 67, .cols = 512, .n = 1, .x = 0 },
+        .{ .t = .q4_k, .rows = 67, .cols = 512, .n = 1, .x = 0 },
+        .{ .t = .q8_0, .rows = 33, .cols = 512, .n = 1, .x = 0 },
+        .{ .t = .q6_k, .rows = 130, .cols = 256, .n = 3, .x = 1 },
+        .{ .t = .f16, .rows = 5, .cols = 64, .n = 2, .x = 2 },
+        .{ .t = .q4_0, .rows = 9, .cols = 64, .n = 0, .x = 3 },
+    };
+    var xs: [4][]f32 = undefined;
+    for (&xs, 0..) |*x, i| {
+        x.* = try alloc.alloc(f32, 3 * 512);
+        fill(x.*, @intCast(20 + i));
+    }
+    defer for (xs) |x| alloc.free(x);
+    var ws: [specs.len][]u8 = undefined;
+    var ys: [specs.len][]f32 = undefined;
+    var want: [specs.len][]f32 = undefined;
+    var muls: [specs.len]Mul = undefined;
+    for (specs, 0..) |sp, i| {
+        const wf = try alloc.alloc(f32, sp.rows * sp.cols);
+        defer alloc.free(wf);
+        fill(wf, @intCast(30 + i));
+        ws[i] = try alloc.alloc(u8, sp.rows * sp.t.rowBytes(sp.cols).?);
+        try quantize(sp.t, wf, ws[i]);
+        ys[i] = try alloc.alloc(f32, sp.n * sp.rows);
+        want[i] = try alloc.alloc(f32, sp.n * sp.rows);
+        const x = xs[sp.x][0 .. sp.n * sp.cols];
+        try matmul(null, sp.t, ws[i], x, want[i], sp.rows, sp.cols, sp.n);
+        muls[i] = .{ .t = sp.t, .w = ws[i], .x = x, .y = ys[i], .rows = sp.rows, .cols = sp.cols, .n_tokens = sp.n };
+    }
+    defer for (ws, ys, want) |w, y, v| {
+        alloc.free(w);
+        alloc.free(y);
+        alloc.free(v);
+    };
+    const pools = [_]*threads.Pool{ try threads.Pool.create(alloc, 2), try threads.Pool.create(alloc, 3) };
+    defer for (pools) |p| p.destroy();
+    for ([_]?*threads.Pool{ null, pools[0], pools[1] }) |pool| {
+        for (ys) |y| @memset(y, std.math.nan(f32));
+        try matmulMany(pool, &muls);
+        for (want, ys) |v, y| try std.testing.expectEqualSlices(u32, @ptrCast(v), @ptrCast(y));
+    }
+    // Outputs that overlap would race: refused before anything runs.
+    var bad = muls;
+    bad[1].y = ys[0];
+    try std.testing.expectError(error.InvalidArgument, matmulMany(null, &bad));
+    try std.testing.expect(std.mem.indexOf(u8, status.lastMessage(), "outputs of products") != null);
+    bad = muls;
+    bad[3].x = xs[1][0..7];
+    try std.testing.expectError(error.LengthMismatch, matmulMany(pools[0], &bad));
+    try std.testing.expect(std.mem.indexOf(u8, status.lastMessage(), "x has 7 elements") != null);
+    try matmulMany(pools[0], &.{});
 }
 
 test "dispatch: F16 and BF16 weights multiply activations rounded to f16 / bf16, as GGML's vec_dot_type" {
