@@ -1,6 +1,6 @@
 /**
- * Matrix–matrix (prefill) speed: GFLOP/s of Y = W·X for T tokens (T = 1, 4,
- * 8, 16, 32, 64) with one `matmul` call, beside T `matvec` calls over the same
+ * Matrix–matrix (prefill) speed: GFLOP/s of Y = W·X for T tokens (T = 1, 2,
+ * 3, 4, 6, 7, 8, 16, 32, 64) with one `matmul` call, beside T `matvec` calls over the same
  * weights and tokens (what prefill did before). W is `rows × cols` of each type.
  * With `--baseline LIB`, a third column times `matmul` of another build of the
  * library (e.g. main's, copied aside) in the same process.
@@ -19,7 +19,7 @@ const args = parseArgs(Deno.args, {
 });
 const reps = Number(args.reps), rows = Number(args.rows), cols = Number(args.cols);
 const types = String(args.types).split(",") as GgmlTypeName[];
-const tokenCounts = [1, 4, 8, 16, 32, 64];
+const tokenCounts = [1, 2, 3, 4, 6, 7, 8, 16, 32, 64];
 
 using lib = NativeLibrary.open();
 using pool = lib.createPool(Number(args.threads));

@@ -161,6 +161,13 @@ fn Tiles(comptime K: type) type {
         tile_rows: usize,
         tile_tokens: usize,
 
+        /// Row `r` for the `n` tokens from `first`, with one `K.dotN` call.
+        inline fn dots(c: *const @This(), comptime n: usize, wr: []const K.Block, r: usize, first: usize) void {
+            var as: [n][]const K.Activation = undefined;
+            for (&as, first..) |*s, k| s.* = c.a[k * c.na ..][0..c.na];
+            for (K.dotN(n, wr, &as), first..) |v, k| c.y[k * c.rows + r] = v;
+        }
+
         /// Rows `begin..end` for every token: each output is one `K.dot` (or the
         /// same bits from `K.dotN`), so any split of the rows gives the same `y`.
         fn run(p: *const anyopaque, begin: usize, end: usize) void {
@@ -175,10 +182,14 @@ fn Tiles(comptime K: type) type {
                         const wr = c.w[r * c.nb ..][0..c.nb];
                         var i = t0;
                         if (@hasDecl(K, "dotN")) {
-                            while (i + token_group <= t1) : (i += token_group) {
-                                var as: [token_group][]const K.Activation = undefined;
-                                for (&as, i..) |*s, k| s.* = c.a[k * c.na ..][0..c.na];
-                                for (K.dotN(token_group, wr, &as), i..) |v, k| c.y[k * c.rows + r] = v;
+                            while (i + token_group <= t1) : (i += token_group) c.dots(token_group, wr, r, i);
+                            // A tail of 2 or 3 tokens also shares each unpacked block.
+                            switch (t1 - i) {
+                                inline 2...token_group - 1 => |n| {
+                                    c.dots(n, wr, r, i);
+                                    i += n;
+                                },
+                                else => {},
                             }
                         }
                         for (i..t1) |k| c.y[k * c.rows + r] = K.dot(wr, c.a[k * c.na ..][0..c.na]);
