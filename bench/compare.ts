@@ -14,8 +14,10 @@
  * with a cap, runs are always cold, since v1 does not charge pages already
  * cached by another group.
  *
- * Engines: `edgemoe-pack` (the pack, io_uring store), `edgemoe-gguf` (the
- * plain GGUF, io_uring store: three reads per expert) and `llama.cpp`
+ * Engines: `edgemoe-pack` (the pack) and `edgemoe-gguf` (the plain GGUF:
+ * three reads per expert), both with the io_uring store under a cap and the
+ * engine's default store without one (every expert in RAM when it fits, as a
+ * user gets), and `llama.cpp`
  * (libllama from the pinned npm package, mmap, through tests/oracle/llama.ts).
  * The physical limits printed beside them: decode ≤ disk bandwidth / bytes
  * read from disk per token, and ≤ memory bandwidth / bytes of weights touched
@@ -116,7 +118,10 @@ function worker(a: WorkerArgs): void {
     nGen: [a.nGen],
     repetitions: a.reps,
     threads: a.threads,
-    engine: { store: "uring", memBudget: a.budget > 0 ? a.budget : undefined, nCtx: a.nPrompt + a.nGen + 1 },
+    // Under a cap, a disk store (io_uring); without one, the engine's default: all experts in RAM when they fit.
+    engine: a.budget > 0
+      ? { store: "uring", memBudget: a.budget, nCtx: a.nPrompt + a.nGen + 1 }
+      : { nCtx: a.nPrompt + a.nGen + 1 },
   });
   console.log(JSON.stringify(records));
 }

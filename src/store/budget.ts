@@ -58,7 +58,7 @@ export function formatSize(bytes: number): string {
     v /= 1024;
     i++;
   }
-  return i === 0 ? `${bytes} B` : `${v.toFixed(2)} ${units[i]}`;
+  return i === 0 ? `${Math.round(bytes)} B` : `${v.toFixed(2)} ${units[i]}`;
 }
 
 /** What a model needs besides expert slots, and the shape of the slots. */
