@@ -9,7 +9,7 @@ import { EdgeMoeError, errorFromStatus } from "../src/errors.ts";
 import { CPU_FEATURE_BITS, type Symbols } from "./symbols.ts";
 import { type LoadOptions, openNativeLibrary } from "./load.ts";
 import { SlotReader, type SlotReaderOptions } from "./slot_reader.ts";
-import { type GgmlType, ggmlTypeByName, type GgmlTypeInfo, tensorBytes } from "../src/gguf/types.ts";
+import { type GgmlType, ggmlTypeByName, type GgmlTypeInfo } from "../src/gguf/types.ts";
 
 const decoder = new TextDecoder();
 
@@ -49,9 +49,30 @@ export interface MatmulItem {
   nTokens: number;
 }
 
-/** Checks a matmul's shapes and lengths; returns its type. */
+/** Base addresses of large buffers (`Deno.UnsafePointer.of` costs ~0.5 µs, and matmulMany passes ~30 views per layer). */
+const bufferAddresses = new WeakMap<ArrayBufferLike, number>();
+
+/**
+ * The address of a view's first byte. Buffers of 4 KiB and more live outside
+ * V8's heap and never move, so their base address is looked up once; smaller
+ * ones may be on the heap (movable by the collector) and are asked each time.
+ */
+function address(a: ArrayBufferView): number {
+  if (a.byteLength === 0) return 0;
+  const num = (p: bigint | number) => Number(p);
+  const buf = a.buffer;
+  if (buf.byteLength < 4096) return num(Deno.UnsafePointer.value(Deno.UnsafePointer.of(a)));
+  let base = bufferAddresses.get(buf);
+  if (base === undefined) {
+    base = num(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
+    bufferAddresses.set(buf, base);
+  }
+  return base + a.byteOffset;
+}
+
+/** Checks a matmul's shapes and lengths (product `index` of a `matmulMany`, if given); returns its type. */
 function checkMul(
-  op: string,
+  name: string,
   type: GgmlTypeName,
   w: Uint8Array,
   x: Float32Array,
@@ -59,7 +80,9 @@ function checkMul(
   rows: number,
   cols: number,
   nTokens: number,
+  index?: number,
 ): GgmlTypeInfo {
+  const op = index === undefined ? name : `${name} product ${index}`;
   const t = typeOf(op, type);
   checkDims(op, rows, cols);
   if (!Number.isSafeInteger(nTokens) || nTokens < 0) {
@@ -83,15 +106,17 @@ function bytesOf(op: string, t: GgmlTypeInfo, n: number, what: string): number {
   if (!Number.isSafeInteger(n) || n < 0) {
     throw new EdgeMoeError("invalid_argument", op, `${what} must be a non-negative integer, got ${n}`);
   }
-  const b = tensorBytes(t, BigInt(n));
-  if (b === undefined) {
+  if (n % t.blockElems !== 0) {
     throw new EdgeMoeError(
       "invalid_argument",
       op,
       `${what} = ${n} is not a multiple of the ${t.name} block size ${t.blockElems}`,
     );
   }
-  return Number(b);
+  // Number arithmetic (this runs for every matrix product): exact while the byte count is a safe integer.
+  const b = (n / t.blockElems) * t.blockBytes;
+  if (!Number.isSafeInteger(b)) throw new EdgeMoeError("invalid_argument", op, `${what} = ${n} is too large`);
+  return b;
 }
 
 /**
@@ -309,23 +334,28 @@ export class NativeLibrary implements Disposable {
    */
   matmulMany(items: readonly MatmulItem[], pool?: ThreadPool): void {
     const op = "matmul_many";
-    const words = new BigUint64Array(items.length * 10);
-    const ptr = (a: ArrayBufferView) => a.byteLength === 0 ? 0n : Deno.UnsafePointer.value(Deno.UnsafePointer.of(a));
-    items.forEach((it, i) => {
-      const t = checkMul(`${op} product ${i}`, it.type, it.w, it.x, it.y, it.rows, it.cols, it.nTokens);
-      words.set([
-        BigInt(t.id),
-        ptr(it.w),
-        BigInt(it.w.length),
-        ptr(it.x),
-        BigInt(it.x.length),
-        ptr(it.y),
-        BigInt(it.y.length),
-        BigInt(it.rows),
-        BigInt(it.cols),
-        BigInt(it.nTokens),
-      ], i * 10);
-    });
+    // Ten u64 words per product, written as u32 halves: no BigInt on this per-layer path.
+    const words = new Uint32Array(items.length * 20);
+    let at = 0;
+    const put = (v: number) => {
+      words[at++] = v >>> 0;
+      words[at++] = Math.floor(v / 0x1_0000_0000);
+    };
+    const ptr = (a: ArrayBufferView) => put(address(a));
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i];
+      const t = checkMul(op, it.type, it.w, it.x, it.y, it.rows, it.cols, it.nTokens, i);
+      put(t.id);
+      ptr(it.w);
+      put(it.w.length);
+      ptr(it.x);
+      put(it.x.length);
+      ptr(it.y);
+      put(it.y.length);
+      put(it.rows);
+      put(it.cols);
+      put(it.nTokens);
+    }
     this.#check(op, this.#syms().emoe_matmul_many(pool ? pool.handle(op) : null, words, BigInt(items.length)));
   }
 

@@ -480,7 +480,15 @@ export class MoeModel {
     );
     this.#experts.poll?.();
     this.#lib.swiglu(g, u, g);
-    const outs = experts.map((_, k) => new Float32Array(d * T[k]));
+    // One buffer for all outputs (views of it), as for g and u: the native call resolves each buffer's address once.
+    const outAt: number[] = [];
+    let outTotal = 0;
+    for (const n of T) {
+      outAt.push(outTotal);
+      outTotal += d * n;
+    }
+    const all = new Float32Array(outTotal);
+    const outs = experts.map((_, k) => all.subarray(outAt[k], outAt[k] + d * T[k]));
     matmulMany(
       this.#lib,
       experts.map((e, k) => ({ w: e.down, x: part(g, k), y: outs[k], nTokens: T[k] })),

@@ -55,18 +55,38 @@ export interface Product {
   nTokens: number;
 }
 
+/** A weight tensor as the kernels take it: type name, checked (and 4-byte aligned) bytes, shape. */
+interface Checked {
+  type: GgmlTypeName;
+  w: Uint8Array;
+  rows: number;
+  cols: number;
+}
+
+/** Each tensor's checks, done once: a decode step multiplies the same tensors hundreds of times. */
+const checkedTensors = new WeakMap<TensorData, Checked>();
+
+function checked(w: TensorData, op: string): Checked {
+  let c = checkedTensors.get(w);
+  if (!c) {
+    c = { type: typeName(w, op), w: bytesOf(w, op), ...matrixShape(w) };
+    checkedTensors.set(w, c);
+  }
+  return c;
+}
+
 /** A product as the native library takes it, its shape checked against `x` and `y`. */
 function item({ w, x, y, nTokens }: Product): MatmulItem {
-  const op = `matmul ${w.name}`;
-  const { rows, cols } = matrixShape(w);
+  const c = checked(w, "matmul");
+  const { rows, cols } = c;
   if (x.length !== nTokens * cols || y.length !== nTokens * rows) {
     throw new EdgeMoeError(
       "invalid_argument",
-      op,
+      `matmul ${w.name}`,
       `expected x[${nTokens}×${cols}] → y[${nTokens}×${rows}], got x[${x.length}] → y[${y.length}]`,
     );
   }
-  return { type: typeName(w, op), w: bytesOf(w, op), x, y, rows, cols, nTokens };
+  return { type: c.type, w: c.w, x, y, rows, cols, nTokens };
 }
 
 /**

@@ -95,14 +95,21 @@ export function residentExperts(w: ModelWeights): ExpertSource {
     }
     return single;
   };
+  // The same views for an expert every time: the kernels' wrappers check each tensor once (ops.ts).
+  const made = new Map<string, ExpertWeights>();
+  const expert = (layer: number, id: number): ExpertWeights => {
+    const key = `${layer}:${id}`;
+    let e = made.get(key);
+    if (!e) {
+      e = { gate: find(layer, id, "gate"), up: find(layer, id, "up"), down: find(layer, id, "down") };
+      made.set(key, e);
+    }
+    return e;
+  };
   return {
     acquire(layer, ids, whileReading) {
       whileReading?.();
-      const experts = [...ids].map((id) => ({
-        gate: find(layer, id, "gate"),
-        up: find(layer, id, "up"),
-        down: find(layer, id, "down"),
-      }));
+      const experts = [...ids].map((id) => expert(layer, id));
       return { experts, [Symbol.dispose]() {} };
     },
     prefetch() {},
