@@ -131,8 +131,11 @@ fn attentionAs(comptime T: type, pool: ?*threads.Pool, q: []const f32, k_bytes: 
 /// Logical lanes of a score's sum (fixed on every target; see the header).
 const lanes = simd.lanes;
 const F32x = simd.F32x;
-/// Query heads that share each K vector load (and its f16 widening).
-const score_heads = 4;
+/// Scores computed together: `score_heads` query heads share each K vector
+/// load (and its f16 widening), `score_positions` positions each q load. 8
+/// accumulators on targets with 32 vector registers, 4 on those with 16.
+const score_heads = if (builtin.cpu.arch == .x86_64 and !has_avx512) 2 else 4;
+const score_positions = 2;
 /// Each weighted sum keeps `sum_heads` heads × `sum_vectors` vectors of
 /// `sum_lanes` columns in registers while V streams past: 16 accumulators on
 /// targets with 32 vector registers (AVX-512, NEON), 8 on those with 16. The
@@ -158,38 +161,42 @@ fn Cache(comptime T: type) type {
         }
 
         /// `scores[h·n_kv + p]` = K_p · q_h for each head `h` of `q` (rows of
-        /// `head_dim`); `k` starts at this KV head's first element.
+        /// `head_dim`); `k` starts at this KV head's first element. Tiles of
+        /// `score_heads` heads × `score_positions` positions share their loads.
         fn scores(self: @This(), k: []const T, q: []const f32, out: []f32) void {
-            const hd = self.head_dim;
-            const n_head = q.len / hd;
-            for (0..self.n_kv) |p| {
-                const kr = k[p * self.row ..][0..hd];
-                var h: usize = 0;
-                while (h + score_heads <= n_head) : (h += score_heads) {
-                    for (dots(score_heads, kr, q[h * hd ..]), h..) |x, j| out[j * self.n_kv + p] = x;
-                }
-                while (h < n_head) : (h += 1) out[h * self.n_kv + p] = dots(1, kr, q[h * hd ..])[0];
-            }
+            const n_head = q.len / self.head_dim;
+            var p: usize = 0;
+            while (p + score_positions <= self.n_kv) : (p += score_positions) self.scoreHeads(score_positions, k, q, out, p, n_head);
+            while (p < self.n_kv) : (p += 1) self.scoreHeads(1, k, q, out, p, n_head);
         }
 
-        /// K row `kr` · each of `n` query rows at `q`: per head one `lanes`-wide
-        /// fused multiply-add chain, its lanes summed as a tree (`sum16`), then
-        /// the tail elements in order.
-        inline fn dots(comptime n: usize, kr: []const T, q: []const f32) [n]f32 {
-            const hd = kr.len;
-            var acc: [n]F32x = @splat(@splat(0));
+        fn scoreHeads(self: @This(), comptime np: usize, k: []const T, q: []const f32, out: []f32, p: usize, n_head: usize) void {
+            var h: usize = 0;
+            while (h + score_heads <= n_head) : (h += score_heads) self.dots(score_heads, np, k, q, out, h, p);
+            while (h < n_head) : (h += 1) self.dots(1, np, k, q, out, h, p);
+        }
+
+        /// The scores of heads `h..h+nh` at positions `p..p+np`: per score one
+        /// `lanes`-wide fused multiply-add chain over the whole vectors, its
+        /// lanes summed as a tree (`laneSums`), then the tail elements in order.
+        inline fn dots(self: @This(), comptime nh: usize, comptime np: usize, k: []const T, q: []const f32, out: []f32, h: usize, p: usize) void {
+            const hd = self.head_dim;
+            var acc: [nh * np]F32x = @splat(@splat(0));
             var i: usize = 0;
             while (i + lanes <= hd) : (i += lanes) {
-                const kv = load(kr[i..]);
-                inline for (&acc, 0..) |*a, h| a.* = @mulAdd(F32x, kv, simd.loadF32(q[h * hd + i ..]), a.*);
+                var kv: [np]F32x = undefined;
+                inline for (&kv, 0..) |*x, j| x.* = load(k[(p + j) * self.row + i ..]);
+                inline for (0..nh) |a| {
+                    const qv = simd.loadF32(q[(h + a) * hd + i ..]);
+                    inline for (kv, 0..) |x, j| acc[a * np + j] = @mulAdd(F32x, x, qv, acc[a * np + j]);
+                }
             }
-            var r: [n]f32 = undefined;
-            inline for (&r, acc, 0..) |*d, a, h| {
-                var sum = sum16(a);
-                for (i..hd) |j| sum = @mulAdd(f32, kr[j], q[h * hd + j], sum);
-                d.* = sum;
-            }
-            return r;
+            const total = laneSums(nh * np, acc);
+            inline for (0..nh) |a| inline for (0..np) |j| {
+                var sum = total[a * np + j];
+                for (i..hd) |e| sum = @mulAdd(f32, k[(p + j) * self.row + e], q[(h + a) * hd + e], sum);
+                out[(h + a) * self.n_kv + p + j] = sum;
+            };
         }
 
         /// `out[h·head_dim + i]` = Σ_p w[h·n_kv + p] · V_p[i] for each head `h`
@@ -242,12 +249,50 @@ fn Cache(comptime T: type) type {
     };
 }
 
-/// The 16 lanes of `v` summed as a tree: (v[i] + v[i+8]), then simd.sum8.
-inline fn sum16(v: F32x) f32 {
-    comptime std.debug.assert(lanes == 16);
-    const lo = @shuffle(f32, v, undefined, @Vector(8, i32){ 0, 1, 2, 3, 4, 5, 6, 7 });
-    const hi = @shuffle(f32, v, undefined, @Vector(8, i32){ 8, 9, 10, 11, 12, 13, 14, 15 });
-    return simd.sum8(lo + hi);
+/// The lanes of each of `n` (1, 2, 4 or 8) vectors summed as a tree, lane
+/// `i` with lane `i + half` at each level (16 → 8 → 4 → 2 → 1, as simd.sum8
+/// after (v[i] + v[i+8])). The first levels pack two vectors' halves into one
+/// vector per add, so n vectors take about as many adds as one.
+inline fn laneSums(comptime n: usize, acc: [n]F32x) [n]f32 {
+    comptime std.debug.assert(std.math.isPowerOfTwo(n) and n <= lanes);
+    var v = acc;
+    comptime var count = n;
+    comptime var w = lanes;
+    inline while (count > 1) : ({
+        count /= 2;
+        w /= 2;
+    }) {
+        inline for (0..count / 2) |i| v[i] = @shuffle(f32, v[2 * i], v[2 * i + 1], pairMask(w, 0)) + @shuffle(f32, v[2 * i], v[2 * i + 1], pairMask(w, w / 2));
+    }
+    return narrow(lanes, w, v[0]);
+}
+
+/// Two vectors of `lanes / w` sums of `w` lanes each → one of twice as many
+/// sums of `w / 2` lanes: the lanes `off..off + w/2` of each sum (`off` 0 or w/2).
+fn pairMask(comptime w: usize, comptime off: usize) @Vector(lanes, i32) {
+    const d = lanes / w;
+    var m: [lanes]i32 = undefined;
+    for (0..2 * d) |t| for (0..w / 2) |j| {
+        const lane: i32 = @intCast((t % d) * w + j + off);
+        m[t * (w / 2) + j] = if (t < d) lane else ~lane;
+    };
+    return m;
+}
+
+/// One vector of `len / w` sums of `w` lanes → half as long, sums of `w / 2`
+/// lanes, down to one lane per sum.
+inline fn narrow(comptime len: usize, comptime w: usize, v: @Vector(len, f32)) [len / w]f32 {
+    if (w == 1) return v;
+    const half = struct {
+        fn mask(comptime off: usize) @Vector(len / 2, i32) {
+            var m: [len / 2]i32 = undefined;
+            for (0..len / w) |t| for (0..w / 2) |j| {
+                m[t * (w / 2) + j] = @intCast(t * w + j + off);
+            };
+            return m;
+        }
+    };
+    return narrow(len / 2, w / 2, @shuffle(f32, v, undefined, half.mask(0)) + @shuffle(f32, v, undefined, half.mask(w / 2)));
 }
 
 /// An f64 reference of the same computation for the tests.
