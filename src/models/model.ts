@@ -94,10 +94,11 @@ export function readHParams(w: ModelWeights, spec: ArchSpec): HParams {
 /**
  * Attention over fewer positions × query dims than this runs on the calling
  * thread: below it a pool dispatch costs about what splitting the heads saves
- * (measured: 32 heads × 128 over 64 positions, 0.1 ms, gained nothing from 2
- * threads; over 2048 positions, 4.3 → 2.8 ms). Results do not depend on it.
+ * (measured 2026-11-25 with bench/attention_bench.ts, 32 heads × 128, 2
+ * threads vs 1: 8 positions 3.0 vs 2.6 µs, 16 positions 3.8 vs 4.2 µs, 64
+ * positions 9 vs 14 µs). Results do not depend on it.
  */
-const ATTENTION_POOL_MIN_MACS = 1 << 20;
+const ATTENTION_POOL_MIN_MACS = 1 << 16;
 
 /** Options of {@linkcode MoeModel}. */
 export interface ModelOptions {
