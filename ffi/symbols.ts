@@ -10,7 +10,7 @@
  */
 
 /** The ABI version these bindings speak; must equal `emoe_abi_version()`. */
-export const ABI_VERSION = 3;
+export const ABI_VERSION = 4;
 
 /** Bit positions of `emoe_cpu_features` (zig/src/cpu.zig `Feature`). */
 export const CPU_FEATURE_BITS = {
@@ -77,6 +77,8 @@ export const symbols = {
   emoe_store_poll: { parameters: ["pointer"], result: "i32" },
   /** i32 emoe_store_stats(void* store, StoreStats* out) */
   emoe_store_stats: { parameters: ["pointer", "buffer"], result: "i32" },
+  /** i32 emoe_store_need(void* store, u32 slot) */
+  emoe_store_need: { parameters: ["pointer", "u32"], result: "i32" },
   /** i32 emoe_store_cancel(void* store, u32 slot, u32 in_flight, u32* out_cancelled) */
   emoe_store_cancel: { parameters: ["pointer", "u32", "u32", "buffer"], result: "i32" },
   /** i32 emoe_checksum64(u8* bytes, usize len, u64* out) */

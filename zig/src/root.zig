@@ -22,7 +22,7 @@ const act = @import("kernels/act.zig");
 const attention_k = @import("kernels/attention.zig");
 
 /// Bumped whenever an export changes name, parameters or meaning.
-pub const abi_version: u32 = 3;
+pub const abi_version: u32 = 4;
 
 const Error = status.Error;
 
@@ -304,6 +304,13 @@ export fn emoe_store_poll(h: ?*anyopaque) i32 {
 export fn emoe_store_stats(h: ?*anyopaque, out: ?*store.Stats) i32 {
     status.clear();
     return status.call(storeStats(h, out));
+}
+
+/// i32 emoe_store_need(void* store, u32 slot): the read into `slot` is needed: if still queued it
+/// moves to the front of the queue and starts if there is room (a prefetch the router picked).
+export fn emoe_store_need(h: ?*anyopaque, slot: u32) i32 {
+    status.clear();
+    return status.call(if (storeFrom(h)) |s| s.need(slot) else |e| e);
 }
 
 /// i32 emoe_store_cancel(void* store, u32 slot, u32 in_flight, u32* out_cancelled): stops the

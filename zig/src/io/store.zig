@@ -715,6 +715,27 @@ pub const Store = struct {
         };
     }
 
+    /// Marks the read into `slot` as needed without waiting for it: a queued read moves to the front
+    /// of the queue and starts if there is room; one in flight or done is left as it is.
+    pub fn need(self: *Store, slot_index: u32) Error!void {
+        const slot = try self.checkSlot(slot_index);
+        switch (self.backend) {
+            .uring => if (slot.state == .queued) {
+                self.promote(slot_index);
+                try self.startQueued();
+            },
+            .pread => {
+                self.mutex.lock();
+                defer self.mutex.unlock();
+                if (slot.state == .queued) {
+                    self.promote(slot_index);
+                    self.work_cond.broadcast();
+                }
+            },
+            .mmap => {},
+        }
+    }
+
     /// Stops the read into `slot` if it has not completed: a queued read is dropped; one in flight
     /// is cancelled too if `in_flight` (uring: IORING_OP_ASYNC_CANCEL; pread: its result is
     /// discarded), else left to complete. Returns whether a read was stopped; false leaves the
@@ -1036,5 +1057,36 @@ test "store: speculative reads take at most half the places in flight; a needed 
         for ([_]usize{ 6, 7, 0, 1, 2, 3, 4, 5 }) |i| try std.testing.expectEqualSlices(u8, content[i * 4096 ..][0..4096], try s.wait(@intCast(i)));
         try std.testing.expectEqual(@as(u64, 2), s.stats.speculative_in_flight_max);
         try std.testing.expect(s.stats.in_flight_max >= 3 and s.stats.in_flight_max <= 4);
+    }
+}
+
+test "store: a queued prefetch marked needed starts at once, beyond the bound on speculative reads" {
+    var tmp = std.testing.tmpDir(.{});
+    defer tmp.cleanup();
+    var content: [6 * 4096]u8 = undefined;
+    for (&content, 0..) |*b, i| b.* = @truncate(i *% 13 +% 3);
+    const path = try tmpFile(tmp, "n.bin", &content);
+    defer std.testing.allocator.free(path);
+    for ([_]Backend{ .pread, .uring }) |b| {
+        const s = Store.open(std.testing.allocator, path, .{ .backend = @intFromEnum(b), .slot_count = 6, .slot_bytes = 2 * 4096, .queue_depth = 4, .threads = 4, .direct = 1, .max_in_flight = 4, .read_delay_us = 5000 }) catch |e| switch (e) {
+            error.Unsupported => continue,
+            else => return e,
+        };
+        defer s.close();
+        // Six prefetches: two start, four queue behind the bound; 4 and 5 are then needed.
+        for (0..6) |i| try s.submit(@intCast(i), i * 4096, 4096, checksum.hash64(content[i * 4096 ..][0..4096]), true);
+        try s.need(4);
+        try s.need(5);
+        try s.need(0); // in flight or done: left as it is
+        try std.testing.expectError(error.InvalidArgument, s.need(6));
+        // uring starts them in the call; pread's threads take them next (they are no longer speculative).
+        if (b == .uring) try std.testing.expectEqual(@as(u32, 4), s.in_flight);
+        s.mutex.lock();
+        const spec = .{ s.slots[4].speculative, s.slots[5].speculative };
+        s.mutex.unlock();
+        try std.testing.expect(!spec[0] and !spec[1]);
+        for ([_]usize{ 4, 5, 0, 1, 2, 3 }) |i| try std.testing.expectEqualSlices(u8, content[i * 4096 ..][0..4096], try s.wait(@intCast(i)));
+        try std.testing.expectEqual(@as(u64, 2), s.stats.speculative_in_flight_max);
+        try std.testing.expect(s.stats.in_flight_max <= 4);
     }
 }
