@@ -194,6 +194,17 @@ export class SlotReader implements Disposable {
   }
 
   /**
+   * Marks the read into `slot` as needed without waiting: if it is still
+   * queued (a prefetch behind the bound on speculative reads) it moves to the
+   * front of the queue and starts as soon as there is room.
+   */
+  need(slot: number): void {
+    const op = "mark read needed";
+    this.#slot(op, slot);
+    this.#bridge.check(op, this.#bridge.symbols.emoe_store_need(this.#h(op), slot));
+  }
+
+  /**
    * Stops the read into `slot` if it has not completed: a queued read is
    * dropped; one in flight is cancelled if `inFlight` (default), else left to
    * complete. Returns whether a read was stopped (the slot then holds no data:

@@ -77,6 +77,8 @@ export const symbols = {
   emoe_store_poll: { parameters: ["pointer"], result: "i32" },
   /** i32 emoe_store_stats(void* store, StoreStats* out) */
   emoe_store_stats: { parameters: ["pointer", "buffer"], result: "i32" },
+  /** i32 emoe_store_need(void* store, u32 slot) */
+  emoe_store_need: { parameters: ["pointer", "u32"], result: "i32" },
   /** i32 emoe_store_cancel(void* store, u32 slot, u32 in_flight, u32* out_cancelled) */
   emoe_store_cancel: { parameters: ["pointer", "u32", "u32", "buffer"], result: "i32" },
   /** i32 emoe_checksum64(u8* bytes, usize len, u64* out) */

@@ -220,6 +220,24 @@ Deno.test("expert store: superseded prefetches still queued are cancelled, reads
   }
 });
 
+Deno.test("expert store: a prefetch the router picks starts all its queued parts at once", () => {
+  using lib = NativeLibrary.open();
+  // Four reads in flight, two of them speculative: the guess's third part waits in the queue.
+  const { store, content, dir } = setup(lib, 6, lru, true, { backend: "uring", maxInFlight: 4, queueDepth: 4 });
+  try {
+    using _ = store;
+    store.prefetch(1, new Uint32Array([0]));
+    let inFlight = 0;
+    // Picked: the queued part starts as a needed read before anything is waited for or reaped.
+    using lease = store.acquire(1, new Uint32Array([0]), () => (inFlight = store.stats().inFlightMax));
+    expectExpert(content, lease.experts[0], 1, 0);
+    const s = store.stats();
+    assertEquals([inFlight, s.speculativeInFlightMax, s.prefetchUsed], [3, 2, 1]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("expert store: the slots of a partly read prefetch are reused safely while its read is in flight", () => {
   using lib = NativeLibrary.open();
   // One prefetch read at a time: the first part of expert 0 is in flight when the router picks expert 3

@@ -152,9 +152,14 @@ export class ExpertStore implements ExpertSource, Disposable {
    * unless `inFlight`); true if any was stopped (the entry is then forgotten,
    * its slots free to reuse).
    */
+  /** The slots that hold `e`'s parts, in order. */
+  #slots(e: Entry): number[] {
+    return Array.from({ length: this.#opts.partsPerExpert }, (_, i) => e.group * this.#opts.partsPerExpert + i);
+  }
+
   #cancel(e: Entry, inFlight: boolean): boolean {
     if (e.loaded) return false;
-    const slots = Array.from({ length: this.#opts.partsPerExpert }, (_, i) => e.group * this.#opts.partsPerExpert + i);
+    const slots = this.#slots(e);
     let stopped = false;
     for (const slot of slots) if (this.#reader.cancel(slot, inFlight)) stopped = true;
     if (!stopped) return false;
@@ -197,9 +202,7 @@ export class ExpertStore implements ExpertSource, Disposable {
     if (!e.loaded) {
       const views: Uint8Array[] = [];
       try {
-        for (let i = 0; i < this.#opts.partsPerExpert; i++) {
-          views.push(this.#reader.wait(e.group * this.#opts.partsPerExpert + i));
-        }
+        for (const slot of this.#slots(e)) views.push(this.#reader.wait(slot));
       } catch (err) {
         // The slot holds nothing usable: forget the expert and give its slots back.
         this.#entries.delete(e.layer * this.#opts.nExperts + e.id);
@@ -264,6 +267,9 @@ export class ExpertStore implements ExpertSource, Disposable {
         if (e.prefetched) {
           this.#counters.prefetchUsed++;
           e.prefetched = false;
+          // A guess the router picked is a needed read: its parts still queued behind the bound on
+          // prefetches start now, not one by one as each is waited for.
+          if (!e.loaded) { for (const slot of this.#slots(e)) this.#reader.need(slot); }
         }
       } else {
         const g = this.#takeGroup(keep);

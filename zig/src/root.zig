@@ -342,6 +342,13 @@ export fn emoe_store_stats(h: ?*anyopaque, out: ?*store.Stats) i32 {
     return status.call(storeStats(h, out));
 }
 
+/// i32 emoe_store_need(void* store, u32 slot): the read into `slot` is needed: if still queued it
+/// moves to the front of the queue and starts if there is room (a prefetch the router picked).
+export fn emoe_store_need(h: ?*anyopaque, slot: u32) i32 {
+    status.clear();
+    return status.call(if (storeFrom(h)) |s| s.need(slot) else |e| e);
+}
+
 /// i32 emoe_store_cancel(void* store, u32 slot, u32 in_flight, u32* out_cancelled): stops the
 /// read into `slot` if it has not completed (a queued read is dropped; one in flight is cancelled
 /// if in_flight is 1, else left alone); writes 1 if a read was stopped, else 0 (the slot is as it was).

@@ -36,6 +36,12 @@ const Error = status.Error;
 
 pub const direct_align = 4096;
 
+/// uring: a speculative read at least this long is handed to the kernel's worker threads
+/// (IOSQE_ASYNC) instead of being issued inline by the submitting thread, which otherwise spends
+/// ~0.1 ms pinning and queueing a 1.6 MiB O_DIRECT read (bench/prediction.md, session 3). Shorter
+/// reads stay inline: the hand-off adds latency and they cost little to issue.
+pub const async_min_bytes = 256 << 10;
+
 pub const Backend = enum(u32) { uring = 0, pread = 1, mmap = 2 };
 
 /// How `emoe_store_open` opens the file and sizes the arena.
@@ -510,8 +516,9 @@ pub const Store = struct {
         const slot = &self.slots[slot_index];
         const buf = self.slotMem(slot_index)[@intCast(slot.done)..@intCast(slot.read_len)];
         // Every SQE is submitted at once, so the ring has room unless an earlier submit failed.
-        _ = r.read(slot_index, self.fd, .{ .buffer = buf }, slot.read_offset + slot.done) catch
+        const sqe = r.read(slot_index, self.fd, .{ .buffer = buf }, slot.read_offset + slot.done) catch
             return status.fail(error.Busy, "io_uring submission queue is full", .{});
+        if (slot.speculative and buf.len >= async_min_bytes) sqe.flags |= linux.IOSQE_ASYNC;
         try submitAll(r);
     }
 
@@ -716,6 +723,27 @@ pub const Store = struct {
                 else => |e| status.fail(e, "read error at {d}..{d} (slot {d})", .{ slot.offset, slot.offset + slot.len, slot_index }),
             },
         };
+    }
+
+    /// Marks the read into `slot` as needed without waiting for it: a queued read moves to the front
+    /// of the queue and starts if there is room; one in flight or done is left as it is.
+    pub fn need(self: *Store, slot_index: u32) Error!void {
+        const slot = try self.checkSlot(slot_index);
+        switch (self.backend) {
+            .uring => if (slot.state == .queued) {
+                self.promote(slot_index);
+                try self.startQueued();
+            },
+            .pread => {
+                self.mutex.lock();
+                defer self.mutex.unlock();
+                if (slot.state == .queued) {
+                    self.promote(slot_index);
+                    self.work_cond.broadcast();
+                }
+            },
+            .mmap => {},
+        }
     }
 
     /// Stops the read into `slot` if it has not completed: a queued read is dropped; one in flight
@@ -1040,4 +1068,57 @@ test "store: speculative reads take at most half the places in flight; a needed 
         try std.testing.expectEqual(@as(u64, 2), s.stats.speculative_in_flight_max);
         try std.testing.expect(s.stats.in_flight_max >= 3 and s.stats.in_flight_max <= 4);
     }
+}
+
+test "store: a queued prefetch marked needed starts at once, beyond the bound on speculative reads" {
+    var tmp = std.testing.tmpDir(.{});
+    defer tmp.cleanup();
+    var content: [6 * 4096]u8 = undefined;
+    for (&content, 0..) |*b, i| b.* = @truncate(i *% 13 +% 3);
+    const path = try tmpFile(tmp, "n.bin", &content);
+    defer std.testing.allocator.free(path);
+    for ([_]Backend{ .pread, .uring }) |b| {
+        const s = Store.open(std.testing.allocator, path, .{ .backend = @intFromEnum(b), .slot_count = 6, .slot_bytes = 2 * 4096, .queue_depth = 4, .threads = 4, .direct = 1, .max_in_flight = 4, .read_delay_us = 5000 }) catch |e| switch (e) {
+            error.Unsupported => continue,
+            else => return e,
+        };
+        defer s.close();
+        // Six prefetches: two start, four queue behind the bound; 4 and 5 are then needed.
+        for (0..6) |i| try s.submit(@intCast(i), i * 4096, 4096, checksum.hash64(content[i * 4096 ..][0..4096]), true);
+        try s.need(4);
+        try s.need(5);
+        try s.need(0); // in flight or done: left as it is
+        try std.testing.expectError(error.InvalidArgument, s.need(6));
+        // uring starts them in the call; pread's threads take them next (they are no longer speculative).
+        if (b == .uring) try std.testing.expectEqual(@as(u32, 4), s.in_flight);
+        s.mutex.lock();
+        const spec = .{ s.slots[4].speculative, s.slots[5].speculative };
+        s.mutex.unlock();
+        try std.testing.expect(!spec[0] and !spec[1]);
+        for ([_]usize{ 4, 5, 0, 1, 2, 3 }) |i| try std.testing.expectEqualSlices(u8, content[i * 4096 ..][0..4096], try s.wait(@intCast(i)));
+        try std.testing.expectEqual(@as(u64, 2), s.stats.speculative_in_flight_max);
+        try std.testing.expect(s.stats.in_flight_max <= 4);
+    }
+}
+
+test "store: long speculative reads (issued by the kernel's workers) read, verify and cancel like any other" {
+    var tmp = std.testing.tmpDir(.{});
+    defer tmp.cleanup();
+    const part = async_min_bytes + 3 * 4096 + 100;
+    const content = try std.testing.allocator.alloc(u8, 3 * part);
+    defer std.testing.allocator.free(content);
+    for (content, 0..) |*b, i| b.* = @truncate(i *% 29 +% (i >> 12));
+    const path = try tmpFile(tmp, "long.bin", content);
+    defer std.testing.allocator.free(path);
+    const s = Store.open(std.testing.allocator, path, .{ .backend = @intFromEnum(Backend.uring), .slot_count = 3, .slot_bytes = part + 2 * 4096, .queue_depth = 4, .threads = 1, .direct = 1 }) catch |e| switch (e) {
+        error.Unsupported => return,
+        else => return e,
+    };
+    defer s.close();
+    for (0..3) |i| try s.submit(@intCast(i), i * part, part, checksum.hash64(content[i * part ..][0..part]), true);
+    // One is given up (cancelled wherever it is), then read again as a needed read into the same slot.
+    _ = try s.cancel(1, true);
+    try s.submit(1, part, part, checksum.hash64(content[part..][0..part]), false);
+    for (0..3) |i| try std.testing.expectEqualSlices(u8, content[i * part ..][0..part], try s.wait(@intCast(i)));
+    try std.testing.expectEqual(@as(u64, 0), s.stats.checksum_failures_total);
 }
