@@ -17,9 +17,11 @@
 //! - an output element: Σ_p w_p·V_p[i] by fused multiply-adds in position
 //!   order (the running sums may rest in `out` between blocks of positions, as
 //!   f32, which changes nothing).
-//! So every target and thread count gives the same bits, within a few f32 ulp
-//! of GGML's own lane order. (The sums were f64 before, one widening per
-//! element: 3-5x slower, and f32 is what GGML computes anyway.)
+//! So every target and thread count gives the same bits (the test checks them
+//! against a scalar twin), within a few f32 ulp of GGML's own lane order. The
+//! sums were f64 before: a little closer to GGML where it too sums in f64 (its
+//! f16 dot's tail), but half the lanes per vector and a widening per element
+//! (bench/matmul.md, "Attention").
 //!
 //! KV heads (each with its group of query heads) are split over the pool's
 //! threads; each head's result is computed by the same code whatever the
