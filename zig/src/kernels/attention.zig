@@ -360,13 +360,15 @@ fn twin(comptime T: type, q: []const f32, k: []const T, v: []const T, out: []f32
 test "attention: the scalar twin's bits, close to an f64 reference (GQA), identical for 1..3 threads" {
     const alloc = std.testing.allocator;
     const fill = @import("qdot.zig").testing.fill;
-    // Group sizes 3, 5 and 1; head dims with and without a tail past 16 (and
-    // past the sums' column tiles); positions within one block and over several.
+    // Group sizes 3, 5, 1, 8 and 4; head dims with and without a tail past 16
+    // (and past the sums' column tiles); positions within one block and over several.
     const shapes = [_]Shape{
         .{ .n_head = 6, .n_head_kv = 2, .head_dim = 40, .n_kv = 19, .scale = 1.0 / @sqrt(40.0) },
         .{ .n_head = 10, .n_head_kv = 2, .head_dim = 136, .n_kv = 70, .scale = 1.0 / @sqrt(136.0) },
         .{ .n_head = 4, .n_head_kv = 4, .head_dim = 16, .n_kv = 1, .scale = 0.25 },
         .{ .n_head = 8, .n_head_kv = 1, .head_dim = 64, .n_kv = 33, .scale = 0.125 },
+        // More scores than the stack buffer holds (8 × 2100 f32 > 64 KiB): malloc's.
+        .{ .n_head = 8, .n_head_kv = 2, .head_dim = 16, .n_kv = 2100, .scale = 0.25 },
     };
     var worst = [2]f64{ 0, 0 };
     for (shapes, 0..) |s, si| {
