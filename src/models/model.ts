@@ -94,9 +94,10 @@ export function readHParams(w: ModelWeights, spec: ArchSpec): HParams {
 /**
  * Attention over fewer positions × query dims than this runs on the calling
  * thread: below it a pool dispatch costs about what splitting the heads saves
- * (measured 2026-11-25 with bench/attention_bench.ts, 32 heads × 128, 2
- * threads vs 1: 8 positions 3.0 vs 2.6 µs, 16 positions 3.8 vs 4.2 µs, 64
- * positions 9 vs 14 µs). Results do not depend on it.
+ * (measured 2026-11-25 with bench/attention_bench.ts, 32 heads over 4 KV
+ * heads of 128, 1 thread → 2: 8 positions 2.7 → 3.5 µs, 16 positions 4.6 →
+ * 4.4 µs, 64 positions 15.6 → 9.1 µs; bench/matmul.md). Results do not
+ * depend on it.
  */
 const ATTENTION_POOL_MIN_MACS = 1 << 16;
 

@@ -17,9 +17,11 @@
 //! - an output element: Σ_p w_p·V_p[i] by fused multiply-adds in position
 //!   order (the running sums may rest in `out` between blocks of positions, as
 //!   f32, which changes nothing).
-//! So every target and thread count gives the same bits, within a few f32 ulp
-//! of GGML's own lane order. (The sums were f64 before, one widening per
-//! element: 3-5x slower, and f32 is what GGML computes anyway.)
+//! So every target and thread count gives the same bits (the test checks them
+//! against a scalar twin), within a few f32 ulp of GGML's own lane order. The
+//! sums were f64 before: a little closer to GGML where it too sums in f64 (its
+//! f16 dot's tail), but half the lanes per vector and a widening per element
+//! (bench/matmul.md, "Attention").
 //!
 //! KV heads (each with its group of query heads) are split over the pool's
 //! threads; each head's result is computed by the same code whatever the
@@ -358,13 +360,15 @@ fn twin(comptime T: type, q: []const f32, k: []const T, v: []const T, out: []f32
 test "attention: the scalar twin's bits, close to an f64 reference (GQA), identical for 1..3 threads" {
     const alloc = std.testing.allocator;
     const fill = @import("qdot.zig").testing.fill;
-    // Group sizes 3, 5 and 1; head dims with and without a tail past 16 (and
-    // past the sums' column tiles); positions within one block and over several.
+    // Group sizes 3, 5, 1, 8 and 4; head dims with and without a tail past 16
+    // (and past the sums' column tiles); positions within one block and over several.
     const shapes = [_]Shape{
         .{ .n_head = 6, .n_head_kv = 2, .head_dim = 40, .n_kv = 19, .scale = 1.0 / @sqrt(40.0) },
         .{ .n_head = 10, .n_head_kv = 2, .head_dim = 136, .n_kv = 70, .scale = 1.0 / @sqrt(136.0) },
         .{ .n_head = 4, .n_head_kv = 4, .head_dim = 16, .n_kv = 1, .scale = 0.25 },
         .{ .n_head = 8, .n_head_kv = 1, .head_dim = 64, .n_kv = 33, .scale = 0.125 },
+        // More scores than the stack buffer holds (8 × 2100 f32 > 64 KiB): malloc's.
+        .{ .n_head = 8, .n_head_kv = 2, .head_dim = 16, .n_kv = 2100, .scale = 0.25 },
     };
     var worst = [2]f64{ 0, 0 };
     for (shapes, 0..) |s, si| {
