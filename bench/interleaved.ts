@@ -69,7 +69,9 @@ const median = (v: number[]) => {
 // Warm-up: first touches of every page, JIT, thread start.
 run("llama.cpp", "pp", benchTokens(nPrompt, vocab, 1));
 run("edgemoe", "pp", benchTokens(nPrompt, vocab, 1));
-console.log(`| test | threads | llama.cpp t/s (median, range) | edgemoe t/s (median, range) | edgemoe / llama.cpp (median of ${reps} rounds) |`);
+console.log(
+  `| test | threads | llama.cpp t/s (median, range) | edgemoe t/s (median, range) | edgemoe / llama.cpp (median of ${reps} rounds) |`,
+);
 console.log("| ---- | ------: | ---- | ---- | ----: |");
 for (const test of ["pp", "tg"] as const) {
   if ((test === "pp" ? nPrompt : nGen) === 0) continue;
@@ -84,5 +86,7 @@ for (const test of ["pp", "tg"] as const) {
     ratio.push(got.edgemoe / got["llama.cpp"]);
   }
   const fmt = (v: number[]) => `${median(v).toFixed(1)} (${Math.min(...v).toFixed(1)}–${Math.max(...v).toFixed(1)})`;
-  console.log(`| ${test}${test === "pp" ? nPrompt : nGen} | ${threads} | ${fmt(l)} | ${fmt(e)} | ${median(ratio).toFixed(2)} |`);
+  console.log(
+    `| ${test}${test === "pp" ? nPrompt : nGen} | ${threads} | ${fmt(l)} | ${fmt(e)} | ${median(ratio).toFixed(2)} |`,
+  );
 }
