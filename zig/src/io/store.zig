@@ -815,6 +815,14 @@ fn tmpFile(dir: std.testing.TmpDir, name: []const u8, bytes: []const u8) ![]u8 {
     return dir.dir.realpathAlloc(std.testing.allocator, name);
 }
 
+/// A store over `path` for a test, or null where this kernel lacks the backend (the test skips it).
+fn openForTest(path: []const u8, opts: Options) !?*Store {
+    return Store.open(std.testing.allocator, path, opts) catch |e| switch (e) {
+        error.Unsupported => null,
+        else => e,
+    };
+}
+
 fn testBackend(backend: Backend, direct: u32) !void {
     var tmp = std.testing.tmpDir(.{});
     defer tmp.cleanup();
@@ -886,10 +894,7 @@ test "store: a signal during a blocking io_uring wait is not an error (the wait 
     for (content, 0..) |*b, i| b.* = @truncate(i *% 2654435761);
     const path = try tmpFile(tmp, "s.bin", content);
     defer std.testing.allocator.free(path);
-    const s = Store.open(std.testing.allocator, path, .{ .backend = @intFromEnum(Backend.uring), .slot_count = 2, .slot_bytes = 1 << 19, .queue_depth = 2, .threads = 1, .direct = 1 }) catch |e| switch (e) {
-        error.Unsupported => return,
-        else => return e,
-    };
+    const s = (try openForTest(path, .{ .backend = @intFromEnum(Backend.uring), .slot_count = 2, .slot_bytes = 1 << 19, .queue_depth = 2, .threads = 1, .direct = 1 })) orelse return;
     defer s.close();
     for (0..400) |i| {
         const half = (i % 2) << 19;
@@ -910,10 +915,7 @@ test "store: a file truncated after submit is a short read error, not zeros" {
     defer std.testing.allocator.free(path);
     for ([_]Backend{ .pread, .uring, .mmap }) |b| {
         try tmp.dir.writeFile(.{ .sub_path = "t.bin", .data = &content });
-        const s = Store.open(std.testing.allocator, path, .{ .backend = @intFromEnum(b), .slot_count = 1, .slot_bytes = 16384, .queue_depth = 2, .threads = 1, .direct = 0 }) catch |e| switch (e) {
-            error.Unsupported => continue,
-            else => return e,
-        };
+        const s = (try openForTest(path, .{ .backend = @intFromEnum(b), .slot_count = 1, .slot_bytes = 16384, .queue_depth = 2, .threads = 1, .direct = 0 })) orelse continue;
         defer s.close();
         const f = try tmp.dir.openFile("t.bin", .{ .mode = .read_write });
         try f.setEndPos(100);
@@ -954,10 +956,7 @@ test "store: injected EIO fails only the hit read; injected short reads still gi
     defer std.testing.allocator.free(path);
     for ([_]Backend{ .pread, .uring }) |b| {
         for ([_]u32{ 0, 1 }) |direct| {
-            const eio = Store.open(std.testing.allocator, path, .{ .backend = @intFromEnum(b), .slot_count = 2, .slot_bytes = 3 * 4096, .queue_depth = 2, .threads = 1, .direct = direct, .fault_mode = 1, .fault_after = 2 }) catch |e| switch (e) {
-                error.Unsupported => continue,
-                else => return e,
-            };
+            const eio = (try openForTest(path, .{ .backend = @intFromEnum(b), .slot_count = 2, .slot_bytes = 3 * 4096, .queue_depth = 2, .threads = 1, .direct = direct, .fault_mode = 1, .fault_after = 2 })) orelse continue;
             defer eio.close();
             try eio.submit(0, 0, 4096, 0, false);
             try eio.submit(1, 4096, 4096, 0, false);
@@ -991,10 +990,7 @@ test "store: reads in flight never exceed max_in_flight; a queued read waited fo
     defer std.testing.allocator.free(path);
     for ([_]Backend{ .pread, .uring }) |b| {
         // pread: 4 reader threads but 2 reads at once, each slowed so that all four threads compete.
-        const s = Store.open(std.testing.allocator, path, .{ .backend = @intFromEnum(b), .slot_count = 8, .slot_bytes = 2 * 4096, .queue_depth = 4, .threads = 4, .direct = 1, .max_in_flight = 2, .read_delay_us = 2000 }) catch |e| switch (e) {
-            error.Unsupported => continue,
-            else => return e,
-        };
+        const s = (try openForTest(path, .{ .backend = @intFromEnum(b), .slot_count = 8, .slot_bytes = 2 * 4096, .queue_depth = 4, .threads = 4, .direct = 1, .max_in_flight = 2, .read_delay_us = 2000 })) orelse continue;
         defer s.close();
         for (0..8) |i| try s.submit(@intCast(i), i * 4096, 4096, checksum.hash64(content[i * 4096 ..][0..4096]), false);
         // The last one submitted is waited for first: it is read before the other queued ones.
@@ -1015,10 +1011,7 @@ test "store: a cancelled read is never data, frees its slot at once, and the slo
     const path = try tmpFile(tmp, "c.bin", &content);
     defer std.testing.allocator.free(path);
     for ([_]Backend{ .pread, .uring }) |b| {
-        const s = Store.open(std.testing.allocator, path, .{ .backend = @intFromEnum(b), .slot_count = 4, .slot_bytes = 2 * 4096, .queue_depth = 1, .threads = 1, .direct = 1, .max_in_flight = 1, .read_delay_us = 20_000 }) catch |e| switch (e) {
-            error.Unsupported => continue,
-            else => return e,
-        };
+        const s = (try openForTest(path, .{ .backend = @intFromEnum(b), .slot_count = 4, .slot_bytes = 2 * 4096, .queue_depth = 1, .threads = 1, .direct = 1, .max_in_flight = 1, .read_delay_us = 20_000 })) orelse continue;
         defer s.close();
         for (0..4) |i| try s.submit(@intCast(i), i * 4096, 4096, checksum.hash64(content[i * 4096 ..][0..4096]), false);
         // With one read in flight, slots 1..3 are queued: cancelling them drops them.
@@ -1056,10 +1049,7 @@ test "store: speculative reads take at most half the places in flight; a needed 
     const path = try tmpFile(tmp, "s.bin", &content);
     defer std.testing.allocator.free(path);
     for ([_]Backend{ .pread, .uring }) |b| {
-        const s = Store.open(std.testing.allocator, path, .{ .backend = @intFromEnum(b), .slot_count = 8, .slot_bytes = 2 * 4096, .queue_depth = 4, .threads = 4, .direct = 1, .max_in_flight = 4, .read_delay_us = 5000 }) catch |e| switch (e) {
-            error.Unsupported => continue,
-            else => return e,
-        };
+        const s = (try openForTest(path, .{ .backend = @intFromEnum(b), .slot_count = 8, .slot_bytes = 2 * 4096, .queue_depth = 4, .threads = 4, .direct = 1, .max_in_flight = 4, .read_delay_us = 5000 })) orelse continue;
         defer s.close();
         // Six prefetches, then two needed reads: those start beside the two speculative ones in flight.
         for (0..6) |i| try s.submit(@intCast(i), i * 4096, 4096, checksum.hash64(content[i * 4096 ..][0..4096]), true);
@@ -1078,10 +1068,7 @@ test "store: a queued prefetch marked needed starts at once, beyond the bound on
     const path = try tmpFile(tmp, "n.bin", &content);
     defer std.testing.allocator.free(path);
     for ([_]Backend{ .pread, .uring }) |b| {
-        const s = Store.open(std.testing.allocator, path, .{ .backend = @intFromEnum(b), .slot_count = 6, .slot_bytes = 2 * 4096, .queue_depth = 4, .threads = 4, .direct = 1, .max_in_flight = 4, .read_delay_us = 5000 }) catch |e| switch (e) {
-            error.Unsupported => continue,
-            else => return e,
-        };
+        const s = (try openForTest(path, .{ .backend = @intFromEnum(b), .slot_count = 6, .slot_bytes = 2 * 4096, .queue_depth = 4, .threads = 4, .direct = 1, .max_in_flight = 4, .read_delay_us = 5000 })) orelse continue;
         defer s.close();
         // Six prefetches: two start, four queue behind the bound; 4 and 5 are then needed.
         for (0..6) |i| try s.submit(@intCast(i), i * 4096, 4096, checksum.hash64(content[i * 4096 ..][0..4096]), true);
@@ -1110,10 +1097,7 @@ test "store: long speculative reads (issued by the kernel's workers) read, verif
     for (content, 0..) |*b, i| b.* = @truncate(i *% 29 +% (i >> 12));
     const path = try tmpFile(tmp, "long.bin", content);
     defer std.testing.allocator.free(path);
-    const s = Store.open(std.testing.allocator, path, .{ .backend = @intFromEnum(Backend.uring), .slot_count = 3, .slot_bytes = part + 2 * 4096, .queue_depth = 4, .threads = 1, .direct = 1 }) catch |e| switch (e) {
-        error.Unsupported => return,
-        else => return e,
-    };
+    const s = (try openForTest(path, .{ .backend = @intFromEnum(Backend.uring), .slot_count = 3, .slot_bytes = part + 2 * 4096, .queue_depth = 4, .threads = 1, .direct = 1 })) orelse return;
     defer s.close();
     for (0..3) |i| try s.submit(@intCast(i), i * part, part, checksum.hash64(content[i * part ..][0..part]), true);
     // One is given up (cancelled wherever it is), then read again as a needed read into the same slot.
