@@ -44,8 +44,11 @@ export interface MatmulItem {
   x: Float32Array;
   /** `nTokens × rows` outputs. */
   y: Float32Array;
+  /** Rows of `w` (outputs per token). */
   rows: number;
+  /** Elements per row of `w` (inputs per token), a multiple of the type's block size. */
   cols: number;
+  /** Tokens in `x` and `y`. */
   nTokens: number;
 }
 

@@ -49,9 +49,13 @@ function bytesOf(t: TensorData, op: string): Uint8Array {
 
 /** One product of {@linkcode matmulMany}: `Y[i] = W·X[i]` for `nTokens` tokens (see {@linkcode matmul}). */
 export interface Product {
+  /** The weight matrix (`rows × cols`). */
   w: TensorData;
+  /** `nTokens × cols` activations. */
   x: Float32Array;
+  /** `nTokens × rows` outputs. */
   y: Float32Array;
+  /** Tokens in `x` and `y`. */
   nTokens: number;
 }
 
