@@ -101,6 +101,16 @@ export function readHParams(w: ModelWeights, spec: ArchSpec): HParams {
  */
 const ATTENTION_POOL_MIN_MACS = 1 << 16;
 
+/**
+ * One new buffer and its views of `lengths` elements, end to end: a group of
+ * products writes into one buffer, whose address the native call resolves once.
+ */
+function splitBuffer(lengths: readonly number[]): { all: Float32Array; views: Float32Array[] } {
+  const all = new Float32Array(lengths.reduce((a, n) => a + n, 0));
+  let at = 0;
+  return { all, views: lengths.map((n) => all.subarray(at, at += n)) };
+}
+
 /** Options of {@linkcode MoeModel}. */
 export interface ModelOptions {
   /** Context length (KV cache size) in tokens; default min(training context, 4096). */
@@ -464,36 +474,21 @@ export class MoeModel {
   #expertFfns(experts: readonly ExpertWeights[], x: readonly Float32Array[], T: readonly number[]): Float32Array[] {
     const d = this.hp.nEmbd;
     const f = experts.map((e, k) => matrixShape(e.gate).rows * T[k]);
-    const at: number[] = [];
-    let total = 0;
-    for (const n of f) {
-      at.push(total);
-      total += n;
-    }
-    const g = new Float32Array(total), u = new Float32Array(total);
-    const part = (a: Float32Array, k: number) => a.subarray(at[k], at[k] + f[k]);
+    const g = splitBuffer(f), u = splitBuffer(f);
     matmulMany(
       this.#lib,
       experts.flatMap((e, k) => [
-        { w: e.gate, x: x[k], y: part(g, k), nTokens: T[k] },
-        { w: e.up, x: x[k], y: part(u, k), nTokens: T[k] },
+        { w: e.gate, x: x[k], y: g.views[k], nTokens: T[k] },
+        { w: e.up, x: x[k], y: u.views[k], nTokens: T[k] },
       ]),
       this.#pool,
     );
     this.#experts.poll?.();
-    this.#lib.swiglu(g, u, g);
-    // One buffer for all outputs (views of it), as for g and u: the native call resolves each buffer's address once.
-    const outAt: number[] = [];
-    let outTotal = 0;
-    for (const n of T) {
-      outAt.push(outTotal);
-      outTotal += d * n;
-    }
-    const all = new Float32Array(outTotal);
-    const outs = experts.map((_, k) => all.subarray(outAt[k], outAt[k] + d * T[k]));
+    this.#lib.swiglu(g.all, u.all, g.all);
+    const outs = splitBuffer(T.map((n) => d * n)).views;
     matmulMany(
       this.#lib,
-      experts.map((e, k) => ({ w: e.down, x: part(g, k), y: outs[k], nTokens: T[k] })),
+      experts.map((e, k) => ({ w: e.down, x: g.views[k], y: outs[k], nTokens: T[k] })),
       this.#pool,
     );
     this.#experts.poll?.();
